@@ -1,0 +1,35 @@
+// premortem's Node-API addon: the Tracer class and the record layout.
+#include <napi.h>
+
+#include "layout.h"
+#include "probes.h"
+#include "tracer.h"
+
+namespace premortem {
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  Addon(Napi::Env env, Napi::Object exports) {
+    tracer_ = Napi::Persistent(Tracer::Define(env));
+    DefineAddon(exports, {
+                             InstanceValue("Tracer", tracer_.Value(), napi_enumerable),
+                             InstanceMethod<&Addon::GetLayout>("layout", napi_enumerable),
+                             InstanceMethod<&Addon::GetProbeNames>("probeNames", napi_enumerable),
+                         });
+  }
+
+ private:
+  Napi::Value GetLayout(const Napi::CallbackInfo& info) { return Layout(info.Env()); }
+  Napi::Value GetProbeNames(const Napi::CallbackInfo& info) {
+    const auto& probes = CompiledProbes();
+    Napi::Array out = Napi::Array::New(info.Env(), probes.size());
+    for (size_t i = 0; i < probes.size(); i++) out.Set(i, probes[i].name);
+    return out;
+  }
+  Napi::FunctionReference tracer_;
+};
+
+}  // namespace premortem
+
+using PremortemAddon = premortem::Addon;
+NODE_API_ADDON(PremortemAddon)

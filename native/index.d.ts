@@ -1,0 +1,121 @@
+/**
+ * Typings for premortem's Node-API addon (build/Release/premortem.node).
+ * Hand-written: keep in step with native/tracer.cc and native/layout.cc.
+ */
+
+/** An error from the addon: a stable code, the errno, and libbpf's log. */
+export interface NativeError extends Error {
+  /** e.g. `PREMORTEM_ERR_BPF_LOAD`, `PREMORTEM_ERR_NO_BTF`. */
+  code: string;
+  /** Positive errno (EPERM = 1), 0 when none. */
+  errno: number;
+  /** What libbpf printed while failing (verifier log included). */
+  libbpfLog: string;
+}
+
+/** A failure kept as data, per probe or per program. */
+export interface FailureInfo {
+  code: string;
+  errno: number;
+  message: string;
+}
+
+export interface ProgramStatus {
+  name: string;
+  /** false when disabled by `disablePrograms`. */
+  enabled: boolean;
+  attached: boolean;
+  /** Attached later, per target binary (USDT). */
+  deferred: boolean;
+  error?: FailureInfo;
+}
+
+export interface ProbeStatus {
+  name: string;
+  loaded: boolean;
+  error?: FailureInfo;
+  programs: ProgramStatus[];
+}
+
+export interface TracerOptions {
+  /** Called on the JS thread with one batch: `count` records laid end to end. */
+  onRecords(batch: ArrayBuffer, count: number): void;
+  /** Probes to load (default: every compiled probe but `flood`). */
+  probes?: string[];
+  /** Ring buffer size, a power of two (default 8 MiB). */
+  ringBufferBytes?: number;
+  /** Wake the reader early when this much data waits (default ringBufferBytes/8). */
+  wakeupBytes?: number;
+  /** Hand a batch to JS at this size (default 256 KiB). */
+  batchBytes?: number;
+  /** Longest a record waits in the ring buffer before it is read (default 10 ms). */
+  pollMs?: number;
+  /** Batches held between the reader thread and JS (default 64). */
+  maxQueuedBatches?: number;
+  /** Load-time settings per probe: `{ runqlat: { targ_min_us: 5000 } }`. */
+  rodata?: Record<string, Record<string, number | bigint>>;
+  /** Programs not to load, as `probe/program`. */
+  disablePrograms?: string[];
+}
+
+export interface MapDump {
+  keys: Uint32Array;
+  /** `keys.length` values of `valueSize` bytes, per-CPU values summed. */
+  values: ArrayBuffer;
+  valueSize: number;
+}
+
+export interface TracerStats {
+  /** Records read from the ring buffer, by record type. */
+  delivered: number[];
+  /** Records the kernel could not reserve (ring buffer full), by record type. */
+  dropped: number[];
+  batches: number;
+  polls: number;
+  /** Polls that returned because the kernel woke the reader. */
+  wakeups: number;
+  /** Times the reader waited because JS had not taken its batches. */
+  queueWaits: number;
+  queued: number;
+  /** Exceptions thrown by onRecords (caught; never escape into Node). */
+  callbackErrors: number;
+  ringBufferBytes: number;
+  closed: boolean;
+}
+
+export class Tracer {
+  constructor(options: TracerOptions);
+  /** Detaches everything, delivers what was still buffered, frees maps. Idempotent. */
+  close(): void;
+  probes(): ProbeStatus[];
+  /** Adds a process (tgid) to the pid filter. flags: 1 = follow forks. */
+  track(pid: number, startNs?: number | bigint, flags?: number): void;
+  untrack(pid: number): boolean;
+  mapLookup(probe: string, map: string, key: number): ArrayBuffer | null;
+  mapUpdate(probe: string, map: string, key: number, value: ArrayBuffer): void;
+  mapDelete(probe: string, map: string, key: number): boolean;
+  mapDump(probe: string, map: string): MapDump;
+  stats(): TracerStats;
+  /** Attaches a deferred USDT program to one binary (pid -1: every process). Returns a link id. */
+  attachUsdt(probe: string, program: string, binaryPath: string, pid: number,
+             provider: string, name: string): number;
+  detach(linkId: number): boolean;
+  /** Delivers every queued batch now, synchronously. */
+  flush(): void;
+}
+
+export interface StructLayout {
+  size: number;
+  /** Record type number, for records. */
+  type?: number;
+  offsets: Record<string, number>;
+}
+
+export interface Layout {
+  version: number;
+  limits: { maxTracked: number; maxThreads: number; histSlots: number; recordTypes: number; commLen: number };
+  structs: Record<string, StructLayout>;
+}
+
+export function layout(): Layout;
+export function probeNames(): string[];

@@ -1,0 +1,102 @@
+#include "reader.h"
+
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+
+namespace premortem {
+
+RecordReader::RecordReader(int ringbuf_fd, ReaderOptions options,
+                           std::function<void()> notify)
+    : ringbuf_fd_(ringbuf_fd), options_(options), notify_(std::move(notify)) {}
+
+RecordReader::~RecordReader() {
+  Stop();
+  if (rb_) ring_buffer__free(rb_);
+}
+
+Failure RecordReader::Start() {
+  rb_ = ring_buffer__new(ringbuf_fd_, OnRecord, this, nullptr);
+  if (!rb_) return MakeFailure(kErrRingBuffer, errno, "opening the ring buffer");
+  current_.bytes.reserve(options_.batch_bytes + 256);
+  thread_ = std::thread([this] { Run(); });
+  return Failure{};
+}
+
+void RecordReader::Run() {
+  while (!stop_.load(std::memory_order_acquire)) {
+    // Records are submitted without a wakeup below a fill threshold, so the
+    // poll mostly times out; consume() then collects what arrived meanwhile.
+    int n = ring_buffer__poll(rb_, options_.poll_ms);
+    polls_.fetch_add(1, std::memory_order_relaxed);
+    if (n > 0) wakeups_.fetch_add(1, std::memory_order_relaxed);
+    ring_buffer__consume(rb_);
+    Flush();
+  }
+}
+
+void RecordReader::Stop() {
+  if (!thread_.joinable()) return;
+  stop_.store(true, std::memory_order_release);
+  unbounded_.store(true, std::memory_order_release);
+  not_full_.notify_all();
+  thread_.join();
+  // Whatever the kernel wrote before the links went away is still delivered.
+  if (rb_) ring_buffer__consume(rb_);
+  Flush();
+}
+
+int RecordReader::OnRecord(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<RecordReader*>(ctx);
+  if (size < sizeof(pm_hdr)) return 0;
+  const auto* hdr = static_cast<const pm_hdr*>(data);
+  if (hdr->type < PM_REC_MAX)
+    self->delivered_[hdr->type].fetch_add(1, std::memory_order_relaxed);
+  RecordBatch& b = self->current_;
+  const auto* p = static_cast<const uint8_t*>(data);
+  b.bytes.insert(b.bytes.end(), p, p + size);
+  b.count++;
+  if (b.bytes.size() >= self->options_.batch_bytes) self->Flush();
+  return 0;
+}
+
+void RecordReader::Flush() {
+  if (current_.count == 0) return;
+  RecordBatch full;
+  full.bytes.reserve(options_.batch_bytes + 256);
+  std::swap(full, current_);
+  Push(std::move(full));
+}
+
+void RecordReader::Push(RecordBatch&& batch) {
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (queue_.size() >= options_.max_queued_batches &&
+        !unbounded_.load(std::memory_order_acquire)) {
+      queue_waits_.fetch_add(1, std::memory_order_relaxed);
+      not_full_.wait(lock, [this] {
+        return queue_.size() < options_.max_queued_batches ||
+               unbounded_.load(std::memory_order_acquire);
+      });
+    }
+    queue_.push_back(std::move(batch));
+    batches_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (!notified_.exchange(true, std::memory_order_acq_rel) && notify_) notify_();
+}
+
+bool RecordReader::Pop(RecordBatch& out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (queue_.empty()) return false;
+  out = std::move(queue_.front());
+  queue_.pop_front();
+  not_full_.notify_one();
+  return true;
+}
+
+size_t RecordReader::Queued() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.size();
+}
+
+}  // namespace premortem
