@@ -31,26 +31,20 @@ export interface StructSpec {
   offsets: Record<string, number>;
 }
 
-/** Sizes and offsets, mirrored from the C headers. */
+/**
+ * Sizes and offsets, mirrored from the C headers. The core structs are here;
+ * each probe module (agent/probes/<probe>.ts) adds its own with registerLayout.
+ */
 export const LAYOUT: Record<string, StructSpec> = {
   hdr: { size: 16, offsets: { type: 0, size: 2, cpu: 4, ts_ns: 8 } },
   tracked: { size: 16, offsets: { start_ns: 0, flags: 8 } },
   hist: { size: 280, offsets: { slots: 0, count: 256, sum_ns: 264, max_ns: 272 } },
-  cpu_stats: {
-    size: 32,
-    offsets: { involuntary_switches: 0, voluntary_switches: 8, slow_waits: 16, wakeups: 24 },
-  },
-  runq_slow: {
-    size: 80,
-    type: RecordType.RunqSlow,
-    offsets: {
-      pid: 16, tid: 20, wait_ns: 24, culprit_pid: 32, culprit_tid: 36, preempted: 40,
-      comm: 48, culprit_comm: 64,
-    },
-  },
-  flood: { size: 24, type: RecordType.Flood, offsets: { seq: 16 } },
-  flood_cfg: { size: 8, offsets: { tgid: 0, batch: 4 } },
 };
+
+export function registerLayout(name: string, spec: StructSpec): StructSpec {
+  LAYOUT[name] = spec;
+  return spec;
+}
 
 export const HIST_SLOTS = 32;
 export const COMM_LEN = 16;
@@ -63,30 +57,13 @@ export interface RecordHeader {
   tsNs: number;
 }
 
-export interface RunqSlowRecord extends RecordHeader {
-  type: typeof RecordType.RunqSlow;
-  pid: number;
-  tid: number;
-  waitNs: number;
-  culpritPid: number;
-  culpritTid: number;
-  /** The wait began with a preemption (true) or a wakeup (false). */
-  preempted: boolean;
-  comm: string;
-  culpritComm: string;
-}
-
-export interface FloodRecord extends RecordHeader {
-  type: typeof RecordType.Flood;
-  seq: number;
-}
-
 export interface UnknownRecord extends RecordHeader {
   type: number;
   unknown: true;
 }
 
-export type KernelRecord = RunqSlowRecord | FloodRecord | UnknownRecord;
+/** Any decoded record (the union of every probe's records is AnyRecord in agent/probes). */
+export type KernelRecord = RecordHeader;
 
 /** Reads a u64 as a number (exact below 2^53; ns timestamps stay within ~1 ns beyond). */
 export function u64(dv: DataView, off: number): number {
@@ -104,7 +81,7 @@ export function cstr(dv: DataView, off: number, len: number): string {
   return s;
 }
 
-function header(dv: DataView, off: number): RecordHeader {
+export function header(dv: DataView, off: number): RecordHeader {
   return {
     type: dv.getUint16(off, true),
     size: dv.getUint16(off + 2, true),
@@ -113,7 +90,7 @@ function header(dv: DataView, off: number): RecordHeader {
   };
 }
 
-type Decoder = (dv: DataView, off: number, h: RecordHeader) => KernelRecord;
+export type Decoder = (dv: DataView, off: number, h: RecordHeader) => KernelRecord;
 const decoders = new Map<number, Decoder>();
 
 /** Registers the decoder of one record type (probes add theirs in their module). */
@@ -124,25 +101,6 @@ export function registerDecoder(type: number, minSize: number, decode: Decoder):
   });
 }
 
-const R = LAYOUT.runq_slow.offsets;
-registerDecoder(RecordType.RunqSlow, LAYOUT.runq_slow.size, (dv, o, h) => ({
-  ...h,
-  type: RecordType.RunqSlow,
-  pid: dv.getUint32(o + R.pid, true),
-  tid: dv.getUint32(o + R.tid, true),
-  waitNs: u64(dv, o + R.wait_ns),
-  culpritPid: dv.getUint32(o + R.culprit_pid, true),
-  culpritTid: dv.getUint32(o + R.culprit_tid, true),
-  preempted: dv.getUint32(o + R.preempted, true) !== 0,
-  comm: cstr(dv, o + R.comm, COMM_LEN),
-  culpritComm: cstr(dv, o + R.culprit_comm, COMM_LEN),
-}));
-
-registerDecoder(RecordType.Flood, LAYOUT.flood.size, (dv, o, h) => ({
-  ...h,
-  type: RecordType.Flood,
-  seq: u64(dv, o + LAYOUT.flood.offsets.seq),
-}));
 
 export class RecordFormatError extends Error {
   readonly code = 'PREMORTEM_ERR_RECORD_FORMAT';
@@ -202,20 +160,3 @@ export function slotHighUs(slot: number): number {
   return 2 ** slot;
 }
 
-export interface CpuStats {
-  involuntarySwitches: number;
-  voluntarySwitches: number;
-  slowWaits: number;
-  wakeups: number;
-}
-
-export function decodeCpuStats(buf: ArrayBuffer, offset = 0): CpuStats {
-  const dv = new DataView(buf, offset, LAYOUT.cpu_stats.size);
-  const o = LAYOUT.cpu_stats.offsets;
-  return {
-    involuntarySwitches: u64(dv, o.involuntary_switches),
-    voluntarySwitches: u64(dv, o.voluntary_switches),
-    slowWaits: u64(dv, o.slow_waits),
-    wakeups: u64(dv, o.wakeups),
-  };
-}

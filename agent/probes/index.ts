@@ -1,0 +1,13 @@
+/**
+ * Every probe's decoder and layout, registered on import. Add one line per
+ * probe module.
+ */
+export * from './runqlat';
+export * from './flood';
+
+import type { RunqSlowRecord } from './runqlat';
+import type { FloodRecord } from './flood';
+import type { UnknownRecord } from '../records';
+
+/** Every decoded record, discriminated by `type`. Add each probe's records here. */
+export type AnyRecord = RunqSlowRecord | FloodRecord | UnknownRecord;

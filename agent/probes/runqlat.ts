@@ -1,0 +1,63 @@
+/** runqlat: runqueue latency records and per-process CPU counters (bpf/runqlat.h). */
+import { COMM_LEN, RecordHeader, RecordType, cstr, registerDecoder, registerLayout, u64 } from '../records';
+
+export const RUNQ_SLOW = registerLayout('runq_slow', {
+  size: 80,
+  type: RecordType.RunqSlow,
+  offsets: {
+    pid: 16, tid: 20, wait_ns: 24, culprit_pid: 32, culprit_tid: 36, preempted: 40,
+    comm: 48, culprit_comm: 64,
+  },
+});
+
+export const CPU_STATS = registerLayout('cpu_stats', {
+  size: 32,
+  offsets: { involuntary_switches: 0, voluntary_switches: 8, slow_waits: 16, wakeups: 24 },
+});
+
+/** A wait above the load-time threshold, with the task that held the CPU. */
+export interface RunqSlowRecord extends RecordHeader {
+  type: typeof RecordType.RunqSlow;
+  pid: number;
+  tid: number;
+  waitNs: number;
+  culpritPid: number;
+  culpritTid: number;
+  /** The wait began with a preemption (true) or a wakeup (false). */
+  preempted: boolean;
+  comm: string;
+  culpritComm: string;
+}
+
+const R = RUNQ_SLOW.offsets;
+registerDecoder(RecordType.RunqSlow, RUNQ_SLOW.size, (dv, o, h): RunqSlowRecord => ({
+  ...h,
+  type: RecordType.RunqSlow,
+  pid: dv.getUint32(o + R.pid, true),
+  tid: dv.getUint32(o + R.tid, true),
+  waitNs: u64(dv, o + R.wait_ns),
+  culpritPid: dv.getUint32(o + R.culprit_pid, true),
+  culpritTid: dv.getUint32(o + R.culprit_tid, true),
+  preempted: dv.getUint32(o + R.preempted, true) !== 0,
+  comm: cstr(dv, o + R.comm, COMM_LEN),
+  culpritComm: cstr(dv, o + R.culprit_comm, COMM_LEN),
+}));
+
+/** Cumulative per-process counters from the runqlat probe's `cpu_stats` map. */
+export interface CpuStats {
+  involuntarySwitches: number;
+  voluntarySwitches: number;
+  slowWaits: number;
+  wakeups: number;
+}
+
+export function decodeCpuStats(buf: ArrayBuffer, offset = 0): CpuStats {
+  const dv = new DataView(buf, offset, CPU_STATS.size);
+  const o = CPU_STATS.offsets;
+  return {
+    involuntarySwitches: u64(dv, o.involuntary_switches),
+    voluntarySwitches: u64(dv, o.voluntary_switches),
+    slowWaits: u64(dv, o.slow_waits),
+    wakeups: u64(dv, o.wakeups),
+  };
+}
