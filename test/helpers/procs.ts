@@ -1,0 +1,82 @@
+/**
+ * Real processes for kernel tests: started here, stopped by pid, never left
+ * behind (every spawned child is killed in afterAll via stopAll()).
+ */
+import { ChildProcess, spawn, SpawnOptions } from 'child_process';
+import * as fs from 'fs';
+
+const started = new Set<ChildProcess>();
+
+export function start(cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  started.add(child);
+  child.once('exit', () => started.delete(child));
+  return child;
+}
+
+/** A Python one-liner on Debian's python3.11 (which carries USDT probes). */
+export function python(code: string, opts: SpawnOptions = {}): ChildProcess {
+  return start('/usr/bin/python3.11', ['-c', code], opts);
+}
+
+export function exited(child: ChildProcess, timeoutMs = 10000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`pid ${child.pid} did not exit within ${timeoutMs} ms`)), timeoutMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(t);
+      resolve({ code, signal });
+    });
+  });
+}
+
+/** Kills every process this test file started (and waits for them). */
+export async function stopAll(): Promise<void> {
+  const waits: Promise<unknown>[] = [];
+  for (const child of started) {
+    if (child.exitCode === null && child.signalCode === null && child.pid) {
+      try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
+      waits.push(exited(child, 5000).catch(() => undefined));
+    }
+  }
+  await Promise.all(waits);
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `check` until it returns a truthy value or the time runs out. */
+export async function waitFor<T>(check: () => T | undefined | null | false, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** Resolves once the child printed a line matching `re` on stdout or stderr. */
+export function printed(child: ChildProcess, re: RegExp, timeoutMs = 15000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const t = setTimeout(() => reject(new Error(`no output matching ${re} within ${timeoutMs} ms; got: ${buf.slice(-500)}`)), timeoutMs);
+    const on = (d: Buffer) => {
+      buf += d.toString();
+      const m = buf.match(re);
+      if (m) {
+        clearTimeout(t);
+        resolve(m[0]);
+      }
+    };
+    child.stdout?.on('data', on);
+    child.stderr?.on('data', on);
+  });
+}
+
+/** start_time of a process in clock ticks since boot (/proc/PID/stat field 22). */
+export function procStartTicks(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[19]);
+}
