@@ -70,6 +70,8 @@ bool SetRodata(bpf_object* obj, const std::string& var, uint64_t value, std::str
   return false;
 }
 
+bool ReadValue(int fd, uint32_t key, bool percpu, size_t value_size, std::vector<uint8_t>& out);
+
 Napi::Value Num(Napi::Env env, uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); }
 
 }  // namespace
@@ -309,6 +311,11 @@ void Tracer::CloseAll(bool deliver) {
     reader_->Stop();
     if (deliver && env_) DeliverQueued(Napi::Env(env_), SIZE_MAX);
   }
+  final_drops_.assign(PM_REC_MAX, 0);
+  std::vector<uint8_t> v;
+  for (uint32_t t = 0; t < PM_REC_MAX && drops_fd_ >= 0; t++)
+    if (ReadValue(drops_fd_, t, true, 8, v)) memcpy(&final_drops_[t], v.data(), 8);
+  for (uint32_t t = 0; t < PM_REC_MAX && reader_; t++) final_delivered_[t] = reader_->Delivered(t);
   reader_.reset();
   for (LoadedProbe& p : probes_) {
     if (p.obj) bpf_object__close(p.obj);
@@ -441,8 +448,10 @@ int Tracer::MapFd(Napi::Env env, const Napi::Value& probe, const Napi::Value& ma
   throw MakeFailure(kErrUnknownProbe, EINVAL, "no probe '" + pname + "' in this tracer").ToError(env);
 }
 
+namespace {
+
 // Reads one value; per-CPU values are summed as u64 fields (all ours are).
-static bool ReadValue(int fd, uint32_t key, bool percpu, size_t value_size, std::vector<uint8_t>& out) {
+bool ReadValue(int fd, uint32_t key, bool percpu, size_t value_size, std::vector<uint8_t>& out) {
   out.assign(value_size, 0);
   if (!percpu) return bpf_map_lookup_elem(fd, &key, out.data()) == 0;
   int ncpu = libbpf_num_possible_cpus();
@@ -459,6 +468,8 @@ static bool ReadValue(int fd, uint32_t key, bool percpu, size_t value_size, std:
     }
   return true;
 }
+
+}  // namespace
 
 Napi::Value Tracer::MapLookup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -535,8 +546,8 @@ Napi::Value Tracer::Stats(const Napi::CallbackInfo& info) {
   Napi::Array dropped = Napi::Array::New(env, PM_REC_MAX);
   std::vector<uint8_t> v;
   for (uint32_t t = 0; t < PM_REC_MAX; t++) {
-    delivered.Set(t, Num(env, reader_ ? reader_->Delivered(t) : 0));
-    uint64_t d = 0;
+    delivered.Set(t, Num(env, reader_ ? reader_->Delivered(t) : final_delivered_[t]));
+    uint64_t d = t < final_drops_.size() ? final_drops_[t] : 0;  // counts as they were at close
     if (drops_fd_ >= 0 && ReadValue(drops_fd_, t, true, 8, v)) memcpy(&d, v.data(), 8);
     dropped.Set(t, Num(env, d));
   }

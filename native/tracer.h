@@ -78,6 +78,8 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   bool cleanup_hook_ = false;
   napi_env env_ = nullptr;
   uint64_t callback_errors_ = 0;
+  std::vector<uint64_t> final_drops_;  // drop and delivery counts as they were at close
+  uint64_t final_delivered_[PM_REC_MAX] = {};
 };
 
 }  // namespace premortem
