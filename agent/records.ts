@@ -90,17 +90,21 @@ export function header(dv: DataView, off: number): RecordHeader {
   };
 }
 
+/**
+ * Decodes one record. `h` is a fresh header object the decoder may extend and
+ * return: assign fields to it (Object.assign or h.x = ...) rather than spreading
+ * it into a new object — spreads cost ~5x per record at millions of records/s.
+ */
 export type Decoder = (dv: DataView, off: number, h: RecordHeader) => KernelRecord;
-const decoders = new Map<number, Decoder>();
+// Indexed by record type: an array lookup per record, no Map.
+const decoders: Array<Decoder | undefined> = [];
+const minSizes: number[] = [];
 
 /** Registers the decoder of one record type (probes add theirs in their module). */
 export function registerDecoder(type: number, minSize: number, decode: Decoder): void {
-  decoders.set(type, (dv, off, h) => {
-    if (h.size < minSize) return { ...h, unknown: true } as UnknownRecord;
-    return decode(dv, off, h);
-  });
+  decoders[type] = decode;
+  minSizes[type] = minSize;
 }
-
 
 export class RecordFormatError extends Error {
   readonly code = 'PREMORTEM_ERR_RECORD_FORMAT';
@@ -118,13 +122,20 @@ export function decodeBatch(batch: ArrayBuffer, fn: (rec: KernelRecord) => void)
   let n = 0;
   while (off < end) {
     if (end - off < LAYOUT.hdr.size) throw new RecordFormatError(`truncated record header at byte ${off} of ${end}`);
-    const h = header(dv, off);
-    if (h.size < LAYOUT.hdr.size || off + h.size > end)
-      throw new RecordFormatError(`record at byte ${off} claims ${h.size} bytes; ${end - off} remain`);
-    const decode = decoders.get(h.type);
-    fn(decode ? decode(dv, off, h) : ({ ...h, unknown: true } as UnknownRecord));
+    const type = dv.getUint16(off, true);
+    const size = dv.getUint16(off + 2, true);
+    if (size < LAYOUT.hdr.size || off + size > end)
+      throw new RecordFormatError(`record at byte ${off} claims ${size} bytes; ${end - off} remain`);
+    const decode = decoders[type];
+    if (decode !== undefined && size >= minSizes[type]) {
+      fn(decode(dv, off, header(dv, off)));
+    } else {
+      const h = header(dv, off) as UnknownRecord;
+      h.unknown = true;
+      fn(h);
+    }
     // The ring buffer hands records 8-byte aligned; our sizes are multiples of 8.
-    off += h.size;
+    off += size;
     n++;
   }
   return n;

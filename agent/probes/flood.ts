@@ -9,11 +9,11 @@ export interface FloodRecord extends RecordHeader {
   seq: number;
 }
 
-registerDecoder(RecordType.Flood, FLOOD.size, (dv, o, h): FloodRecord => ({
-  ...h,
-  type: RecordType.Flood,
-  seq: u64(dv, o + FLOOD.offsets.seq),
-}));
+registerDecoder(RecordType.Flood, FLOOD.size, (dv, o, h) => {
+  const r = h as FloodRecord;
+  r.seq = u64(dv, o + FLOOD.offsets.seq);
+  return r;
+});
 
 /** The flood_cfg map value: records per getppid() of process `tgid`. */
 export function encodeFloodCfg(tgid: number, batch: number): ArrayBuffer {

@@ -30,18 +30,18 @@ export interface RunqSlowRecord extends RecordHeader {
 }
 
 const R = RUNQ_SLOW.offsets;
-registerDecoder(RecordType.RunqSlow, RUNQ_SLOW.size, (dv, o, h): RunqSlowRecord => ({
-  ...h,
-  type: RecordType.RunqSlow,
-  pid: dv.getUint32(o + R.pid, true),
-  tid: dv.getUint32(o + R.tid, true),
-  waitNs: u64(dv, o + R.wait_ns),
-  culpritPid: dv.getUint32(o + R.culprit_pid, true),
-  culpritTid: dv.getUint32(o + R.culprit_tid, true),
-  preempted: dv.getUint32(o + R.preempted, true) !== 0,
-  comm: cstr(dv, o + R.comm, COMM_LEN),
-  culpritComm: cstr(dv, o + R.culprit_comm, COMM_LEN),
-}));
+registerDecoder(RecordType.RunqSlow, RUNQ_SLOW.size, (dv, o, h) => {
+  const r = h as RunqSlowRecord;
+  r.pid = dv.getUint32(o + R.pid, true);
+  r.tid = dv.getUint32(o + R.tid, true);
+  r.waitNs = u64(dv, o + R.wait_ns);
+  r.culpritPid = dv.getUint32(o + R.culprit_pid, true);
+  r.culpritTid = dv.getUint32(o + R.culprit_tid, true);
+  r.preempted = dv.getUint32(o + R.preempted, true) !== 0;
+  r.comm = cstr(dv, o + R.comm, COMM_LEN);
+  r.culpritComm = cstr(dv, o + R.culprit_comm, COMM_LEN);
+  return r;
+});
 
 /** Cumulative per-process counters from the runqlat probe's `cpu_stats` map. */
 export interface CpuStats {
