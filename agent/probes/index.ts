@@ -4,10 +4,13 @@
  */
 export * from './runqlat';
 export * from './flood';
+export * from './lifecycle';
+export * from './memory';
 
 import type { RunqSlowRecord } from './runqlat';
 import type { FloodRecord } from './flood';
+import type { ForkRecord, ExecRecord, ExitRecord, SignalRecord, OomRecord } from './lifecycle';
 import type { UnknownRecord } from '../records';
 
 /** Every decoded record, discriminated by `type`. Add each probe's records here. */
-export type AnyRecord = RunqSlowRecord | FloodRecord | UnknownRecord;
+export type AnyRecord = RunqSlowRecord | FloodRecord | ForkRecord | ExecRecord | ExitRecord | SignalRecord | OomRecord | UnknownRecord;
