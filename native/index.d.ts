@@ -22,6 +22,8 @@ export interface FailureInfo {
 
 export interface ProgramStatus {
   name: string;
+  /** ELF section: the hook, e.g. `tp_btf/sched_switch`, `usdt`. */
+  section: string;
   /** false when disabled by `disablePrograms`. */
   enabled: boolean;
   attached: boolean;

@@ -239,6 +239,7 @@ void Tracer::LoadProbe(Napi::Env env, const std::string& name, const Napi::Objec
   bpf_object__for_each_program(prog, obj) {
     ProgramStatus st;
     st.name = bpf_program__name(prog);
+    st.section = bpf_program__section_name(prog);
     if (disabled.count(name + "/" + st.name)) {
       bpf_program__set_autoload(prog, false);
       st.enabled = false;
@@ -386,6 +387,7 @@ Napi::Value Tracer::Probes(const Napi::CallbackInfo& info) {
       const ProgramStatus& st = p.programs[j];
       Napi::Object po = Napi::Object::New(env);
       po.Set("name", st.name);
+      po.Set("section", st.section);
       po.Set("enabled", st.enabled);
       po.Set("attached", st.attached);
       po.Set("deferred", st.deferred);

@@ -20,6 +20,7 @@ namespace premortem {
 
 struct ProgramStatus {
   std::string name;
+  std::string section;  // e.g. tp_btf/sched_switch: the kernel hook
   bool enabled = true;  // false: disabled by option before load
   bool attached = false;
   bool deferred = false;  // attached later per target (USDT)
