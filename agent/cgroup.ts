@@ -1,0 +1,237 @@
+/**
+ * Memory context of a process, read from files (not from BPF): its memory
+ * cgroup (v1 memory controller or cgroup v2) with limit, usage and event
+ * counters, the host's memory pressure (/proc/pressure/memory) and
+ * /proc/meminfo basics. These change slowly or are counters, so reading the
+ * files when asked (e.g. once a second, and at a death) is enough; the
+ * moment-of-death values come from the lifecycle probe's OOM record.
+ *
+ * Mounts are found in /proc/self/mountinfo: this machine has v1 controllers
+ * under /sys/fs/cgroup/<controller> and cgroup2 at /sys/fs/cgroup/unified.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+
+/** Limits at or above this are "no limit" (v1 reports PAGE_COUNTER_MAX pages in bytes). */
+const UNLIMITED_THRESHOLD = 2 ** 62;
+
+export interface MemoryCgroupEvents {
+  /** v2 memory.events `low`; v1: 0 (not kept). */
+  low: number;
+  /** v2 `high`: times usage went over memory.high; v1: 0. */
+  high: number;
+  /** v2 `max`: times usage hit memory.max; v1: memory.failcnt (charges that failed at the limit). */
+  max: number;
+  /** v2 `oom`: times the cgroup ran out of memory; v1: 0 (not exposed). */
+  oom: number;
+  /** OOM kills in the cgroup: v2 `oom_kill`, v1 memory.oom_control `oom_kill`. */
+  oomKill: number;
+  /** v2 `oom_group_kill`; v1: 0. */
+  oomGroupKill: number;
+}
+
+export interface MemoryCgroup {
+  version: 1 | 2;
+  /** Path inside the hierarchy, as in /proc/PID/cgroup (e.g. `/premortem-test-12`). */
+  path: string;
+  /** The cgroup's directory. */
+  dir: string;
+  /** Inode number of `dir`: the kernfs id the OOM record's cgroupId names. */
+  id: number;
+  /** null: no limit. */
+  limitBytes: number | null;
+  usageBytes: number;
+  /** v1 memory.max_usage_in_bytes, v2 memory.peak (absent on older kernels: null). */
+  peakBytes: number | null;
+  /** v2 memory.high (null: none); v1: null. */
+  highBytes: number | null;
+  events: MemoryCgroupEvents;
+  /** v1 memory.oom_control `under_oom`: the cgroup is in OOM right now; v2: false. */
+  underOom: boolean;
+}
+
+interface CgroupMounts {
+  v1Memory: string | null;
+  v2: string | null;
+}
+
+let mountsCache: CgroupMounts | null = null;
+
+/** Finds the v1 memory controller's and cgroup2's mount points. */
+export function cgroupMounts(mountinfo = '/proc/self/mountinfo'): CgroupMounts {
+  if (mountsCache && mountinfo === '/proc/self/mountinfo') return mountsCache;
+  const out: CgroupMounts = { v1Memory: null, v2: null };
+  for (const line of fs.readFileSync(mountinfo, 'utf8').split('\n')) {
+    // id parent major:minor root mountpoint opts [optional...] - fstype source superopts
+    const sep = line.indexOf(' - ');
+    if (sep < 0) continue;
+    const left = line.slice(0, sep).split(' ');
+    const [fstype, , superopts = ''] = line.slice(sep + 3).split(' ');
+    const mountpoint = left[4];
+    if (fstype === 'cgroup2' && !out.v2) out.v2 = mountpoint;
+    if (fstype === 'cgroup' && superopts.split(',').includes('memory') && !out.v1Memory) out.v1Memory = mountpoint;
+  }
+  if (mountinfo === '/proc/self/mountinfo') mountsCache = out;
+  return out;
+}
+
+function readText(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function readBytes(file: string): number | null {
+  const s = readText(file)?.trim();
+  if (s === undefined || s === null || s === '' || s === 'max') return null;
+  const n = Number(s);
+  return Number.isFinite(n) ? n : null;
+}
+
+/** `key value` lines (memory.events, memory.oom_control, memory.stat). */
+export function parseKeyValues(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const [k, v] = line.trim().split(/\s+/);
+    if (k && v !== undefined) out[k] = Number(v);
+  }
+  return out;
+}
+
+function limitOrNull(n: number | null): number | null {
+  return n === null || n >= UNLIMITED_THRESHOLD ? null : n;
+}
+
+/** The memory cgroup of `pid`, or null when it has none (no memory controller). */
+export function memoryCgroupOf(pid: number): MemoryCgroup | null {
+  const text = readText(`/proc/${pid}/cgroup`);
+  if (text === null) return null;
+  const mounts = cgroupMounts();
+  let v1Path: string | null = null;
+  let v2Path: string | null = null;
+  for (const line of text.split('\n')) {
+    const m = /^(\d+):([^:]*):(.*)$/.exec(line);
+    if (!m) continue;
+    if (m[1] === '0' && m[2] === '') v2Path = m[3];
+    else if (m[2].split(',').includes('memory')) v1Path = m[3];
+  }
+  if (v1Path !== null && mounts.v1Memory) return readMemoryCgroup(1, mounts.v1Memory, v1Path);
+  if (v2Path !== null && mounts.v2) {
+    const cg = readMemoryCgroup(2, mounts.v2, v2Path);
+    if (cg) return cg;
+  }
+  return null;
+}
+
+/** Reads one memory cgroup directory (v1 or v2 file names). */
+export function readMemoryCgroup(version: 1 | 2, mount: string, cgPath: string): MemoryCgroup | null {
+  const dir = path.join(mount, cgPath);
+  let id: number;
+  try {
+    id = fs.statSync(dir).ino;
+  } catch {
+    return null;
+  }
+  if (version === 1) {
+    const usage = readBytes(path.join(dir, 'memory.usage_in_bytes'));
+    if (usage === null) return null;
+    const oomControl = parseKeyValues(readText(path.join(dir, 'memory.oom_control')) ?? '');
+    return {
+      version, path: cgPath, dir, id,
+      limitBytes: limitOrNull(readBytes(path.join(dir, 'memory.limit_in_bytes'))),
+      usageBytes: usage,
+      peakBytes: readBytes(path.join(dir, 'memory.max_usage_in_bytes')),
+      highBytes: null,
+      events: {
+        low: 0, high: 0,
+        max: readBytes(path.join(dir, 'memory.failcnt')) ?? 0,
+        oom: 0,
+        oomKill: oomControl.oom_kill ?? 0,
+        oomGroupKill: 0,
+      },
+      underOom: (oomControl.under_oom ?? 0) !== 0,
+    };
+  }
+  // v2: the root cgroup has no memory.current/max; a cgroup without the
+  // controller enabled by its parent has none either.
+  const usage = readBytes(path.join(dir, 'memory.current'));
+  if (usage === null) return null;
+  const ev = parseKeyValues(readText(path.join(dir, 'memory.events')) ?? '');
+  return {
+    version, path: cgPath, dir, id,
+    limitBytes: limitOrNull(readBytes(path.join(dir, 'memory.max'))),
+    usageBytes: usage,
+    peakBytes: readBytes(path.join(dir, 'memory.peak')),
+    highBytes: limitOrNull(readBytes(path.join(dir, 'memory.high'))),
+    events: {
+      low: ev.low ?? 0, high: ev.high ?? 0, max: ev.max ?? 0,
+      oom: ev.oom ?? 0, oomKill: ev.oom_kill ?? 0, oomGroupKill: ev.oom_group_kill ?? 0,
+    },
+    underOom: false,
+  };
+}
+
+export interface PsiLine {
+  avg10: number;
+  avg60: number;
+  avg300: number;
+  /** Stall time in µs since boot. */
+  totalUs: number;
+}
+
+export interface MemoryPressure {
+  /** Some tasks stalled on memory. */
+  some: PsiLine;
+  /** All non-idle tasks stalled on memory at once. */
+  full: PsiLine;
+}
+
+/** Parses a PSI file (/proc/pressure/memory or a cgroup's memory.pressure). */
+export function parsePsi(text: string): MemoryPressure | null {
+  const lines: Partial<MemoryPressure> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(some|full) avg10=([\d.]+) avg60=([\d.]+) avg300=([\d.]+) total=(\d+)/.exec(line);
+    if (m) lines[m[1] as 'some' | 'full'] = { avg10: +m[2], avg60: +m[3], avg300: +m[4], totalUs: +m[5] };
+  }
+  return lines.some && lines.full ? (lines as MemoryPressure) : null;
+}
+
+/** Host memory PSI; null when the kernel has PSI disabled (the file is absent or unreadable). */
+export function readMemoryPressure(file = '/proc/pressure/memory'): MemoryPressure | null {
+  const text = readText(file);
+  return text === null ? null : parsePsi(text);
+}
+
+export interface MemInfo {
+  totalBytes: number;
+  freeBytes: number;
+  availableBytes: number;
+  buffersBytes: number;
+  cachedBytes: number;
+  swapTotalBytes: number;
+  swapFreeBytes: number;
+  shmemBytes: number;
+  anonBytes: number;
+}
+
+/** /proc/meminfo basics, in bytes. */
+export function readMemInfo(file = '/proc/meminfo'): MemInfo {
+  const kb: Record<string, number> = {};
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const m = /^(\w+(?:\(\w+\))?):\s+(\d+)/.exec(line);
+    if (m) kb[m[1]] = Number(m[2]) * 1024;
+  }
+  return {
+    totalBytes: kb.MemTotal ?? 0,
+    freeBytes: kb.MemFree ?? 0,
+    availableBytes: kb.MemAvailable ?? 0,
+    buffersBytes: kb.Buffers ?? 0,
+    cachedBytes: kb.Cached ?? 0,
+    swapTotalBytes: kb.SwapTotal ?? 0,
+    swapFreeBytes: kb.SwapFree ?? 0,
+    shmemBytes: kb.Shmem ?? 0,
+    anonBytes: kb.AnonPages ?? 0,
+  };
+}
