@@ -187,6 +187,8 @@ export interface Codec {
   tryDecodeBundle(bytes: Uint8Array): DecodeResult<Bundle>;
   /** Normalise a partial object to the decoded form (defaults filled), without bytes. */
   normalize<T>(typeName: string, obj: unknown): T;
+  /** Like normalize, but absent sub-messages are null: every field appears (for JSON export). */
+  toJSON(typeName: string, obj: unknown): Record<string, unknown>;
   /** Generic forms, by message name inside premortem.v1 ('Delta', 'IncidentSummary'...). */
   encode(typeName: string, obj: unknown): Uint8Array;
   decode<T>(typeName: string, bytes: Uint8Array): T;
@@ -259,17 +261,17 @@ export function createCodec(protoText: string): Codec {
   for (const required of ['ServerMessage', 'ClientMessage', 'Bundle']) typeOf(required);
 
   // ---- decoded message -> plain object
-  function valueOut(field: protobuf.Field, v: unknown): unknown {
+  function valueOut(field: protobuf.Field, v: unknown, nulls: boolean): unknown {
     const rt = field.resolvedType;
     if (rt instanceof protobuf.Enum) {
       const table = enumTable(rt);
       return table.toName.get(v as number) ?? table.zeroName;
     }
-    if (rt instanceof protobuf.Type) return toPlain(rt, v as protobuf.Message);
+    if (rt instanceof protobuf.Type) return toPlain(rt, v as protobuf.Message, nulls);
     if (LONG_TYPES.has(field.type)) return longToNumber(v);
     return v;
   }
-  function toPlain(type: protobuf.Type, m: protobuf.Message): Record<string, unknown> {
+  function toPlain(type: protobuf.Type, m: protobuf.Message, nulls = false): Record<string, unknown> {
     const src = m as unknown as Record<string, unknown>;
     const out: Record<string, unknown> = {};
     for (const field of type.fieldsArray) {
@@ -280,16 +282,17 @@ export function createCodec(protoText: string): Codec {
         if (v && typeof v === 'object') {
           for (const k of Object.keys(v)) {
             if (k === '__proto__') continue; // never let a peer set a prototype
-            map[k] = valueOut(field, (v as Record<string, unknown>)[k]);
+            map[k] = valueOut(field, (v as Record<string, unknown>)[k], nulls);
           }
         }
         out[field.name] = map;
       } else if (field.repeated) {
-        out[field.name] = Array.isArray(v) ? v.map((x) => valueOut(field, x)) : [];
+        out[field.name] = Array.isArray(v) ? v.map((x) => valueOut(field, x, nulls)) : [];
       } else if (field.resolvedType instanceof protobuf.Type) {
-        if (v != null) out[field.name] = toPlain(field.resolvedType, v as protobuf.Message);
+        if (v != null) out[field.name] = toPlain(field.resolvedType, v as protobuf.Message, nulls);
+        else if (nulls && !field.partOf) out[field.name] = null;
       } else {
-        out[field.name] = valueOut(field, v);
+        out[field.name] = valueOut(field, v, nulls);
       }
     }
     for (const oneof of type.oneofsArray) {
@@ -384,12 +387,12 @@ export function createCodec(protoText: string): Codec {
       return { ok: false, error: new ProtoError('PREMORTEM_ERR_PROTO_DECODE', String(err), { cause: err }) };
     }
   }
-  function normalize<T>(typeName: string, obj: unknown): T {
+  function normalize<T>(typeName: string, obj: unknown, nulls = false): T {
     const type = typeOf(typeName);
     const plain = fromPlain(type, obj, typeName) as Record<string, unknown>;
     const problem = type.verify(plain);
     if (problem) throw new ProtoError('PREMORTEM_ERR_PROTO_ENCODE', `${typeName}: ${problem}`);
-    return toPlain(type, type.fromObject(plain)) as T;
+    return toPlain(type, type.fromObject(plain), nulls) as T;
   }
   const withVersion = <T extends object>(obj: T, key: string, version: number): T =>
     ((obj as Record<string, unknown>)[key] == null ? { ...obj, [key]: version } : obj);
@@ -405,7 +408,8 @@ export function createCodec(protoText: string): Codec {
     encodeBundle: (m) => encode('Bundle', withVersion(m, 'formatVersion', BUNDLE_FORMAT_VERSION)),
     decodeBundle: (b) => decode<Bundle>('Bundle', b),
     tryDecodeBundle: (b) => tryDecode<Bundle>('Bundle', b),
-    normalize,
+    normalize: (typeName, obj) => normalize(typeName, obj),
+    toJSON: (typeName, obj) => normalize<Record<string, unknown>>(typeName, obj, true),
     encode,
     decode,
   };
