@@ -1,5 +1,6 @@
 // premortem's Node-API addon: the Tracer class and the record layout.
 #include <napi.h>
+#include <time.h>
 
 #include "layout.h"
 #include "probes.h"
@@ -15,6 +16,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceValue("Tracer", tracer_.Value(), napi_enumerable),
                              InstanceMethod<&Addon::GetLayout>("layout", napi_enumerable),
                              InstanceMethod<&Addon::GetProbeNames>("probeNames", napi_enumerable),
+                             InstanceMethod<&Addon::BootTimeNs>("bootTimeNs", napi_enumerable),
                          });
   }
 
@@ -25,6 +27,12 @@ class Addon : public Napi::Addon<Addon> {
     Napi::Array out = Napi::Array::New(info.Env(), probes.size());
     for (size_t i = 0; i < probes.size(); i++) out.Set(i, probes[i].name);
     return out;
+  }
+  // CLOCK_BOOTTIME, the clock of every record's ts_ns (bpf_ktime_get_boot_ns).
+  Napi::Value BootTimeNs(const Napi::CallbackInfo& info) {
+    timespec ts{};
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return Napi::Number::New(info.Env(), double(ts.tv_sec) * 1e9 + double(ts.tv_nsec));
   }
   Napi::FunctionReference tracer_;
 };

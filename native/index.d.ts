@@ -121,3 +121,5 @@ export interface Layout {
 
 export function layout(): Layout;
 export function probeNames(): string[];
+/** CLOCK_BOOTTIME now, in ns: the clock of every record's `tsNs`. */
+export function bootTimeNs(): number;
