@@ -1,10 +1,11 @@
 /**
  * TCP sockets from /proc/net/tcp and /proc/net/tcp6: the user-space fallback
  * and cross-check of the tcp probe. For a LISTEN socket, rx_queue is the
- * accept queue's depth (sk_ack_backlog) and tx_queue its maximum
- * (sk_max_ack_backlog) — what `ss -ltn` shows as Recv-Q and Send-Q.
- * Reads the network namespace of this process.
+ * accept queue's depth (sk_ack_backlog); its maximum (sk_max_ack_backlog) is
+ * not in /proc (tx_queue is 0 there) but in inet_diag, which `ss -ltn` shows
+ * as Send-Q: listenBacklogSs() asks ss. Reads this process's network namespace.
  */
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 
 export const TCP_STATE_BY_CODE: Record<number, string> = {
@@ -20,7 +21,7 @@ export interface TcpSocketEntry {
   remoteAddr: string;
   remotePort: number;
   state: string;
-  /** LISTEN: accept queue maximum; otherwise bytes not yet acknowledged. */
+  /** Bytes not yet acknowledged (0 for LISTEN: /proc does not show the accept queue maximum). */
   txQueue: number;
   /** LISTEN: accept queue depth; otherwise bytes not yet read. */
   rxQueue: number;
@@ -98,8 +99,8 @@ export interface TcpPortCounts {
   local: Record<string, number>;
   /** Sockets connected to the port from another local port, by state. */
   remote: Record<string, number>;
-  /** LISTEN sockets on the port: accept queue depth and maximum summed (SO_REUSEPORT groups), or null. */
-  listen: { depth: number; max: number; sockets: number } | null;
+  /** LISTEN sockets on the port: accept queue depth summed (SO_REUSEPORT groups), or null. */
+  listen: { depth: number; sockets: number } | null;
 }
 
 /** Socket counts by state for each of `ports`, with the listen backlog. */
@@ -111,9 +112,8 @@ export function countTcpSockets(ports: number[], sockets = readTcpSockets()): Ma
     if (l) {
       l.local[s.state] = (l.local[s.state] ?? 0) + 1;
       if (s.state === 'LISTEN') {
-        l.listen ??= { depth: 0, max: 0, sockets: 0 };
+        l.listen ??= { depth: 0, sockets: 0 };
         l.listen.depth += s.rxQueue;
-        l.listen.max += s.txQueue;
         l.listen.sockets++;
       }
       continue;
@@ -124,7 +124,30 @@ export function countTcpSockets(ports: number[], sockets = readTcpSockets()): Ma
   return out;
 }
 
-/** The accept queue of the listener(s) on `port`, or null when nothing listens there. */
-export function listenBacklog(port: number): { depth: number; max: number; sockets: number } | null {
+/** The accept queue depth of the listener(s) on `port` from /proc, or null when nothing listens there. */
+export function listenBacklog(port: number): { depth: number; sockets: number } | null {
   return countTcpSockets([port]).get(port)?.listen ?? null;
+}
+
+/** Bound on how long we wait for `ss`. */
+const SS_TIMEOUT_MS = 2000;
+
+/**
+ * Depth (Recv-Q) and maximum (Send-Q) of the accept queue of each listener
+ * on `port`, from `ss -Hltn` (iproute2, inet_diag). Summed over listeners;
+ * null when nothing listens there. Throws when ss cannot run.
+ */
+export function listenBacklogSs(port: number): { depth: number; max: number; sockets: number } | null {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new TypeError(`port must be 1..65535, got ${port}`);
+  const out = execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8', timeout: SS_TIMEOUT_MS });
+  let res: { depth: number; max: number; sockets: number } | null = null;
+  for (const line of out.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 4 || f[0] !== 'LISTEN') continue;
+    res ??= { depth: 0, max: 0, sockets: 0 };
+    res.depth += Number(f[1]);
+    res.max += Number(f[2]);
+    res.sockets++;
+  }
+  return res;
 }

@@ -99,9 +99,8 @@ struct watch {
 /* Which watched port (if any) a socket belongs to: its local port first, then
  * its remote port. Works for full, request and time-wait sockets alike (only
  * sock_common fields are read). */
-static __always_inline bool watch_lookup(const struct sock *sk, struct watch *w)
+static __always_inline bool watch_lookup_port(const struct sock *sk, __u32 port, struct watch *w)
 {
-	__u32 port = sk->__sk_common.skc_num;
 	struct pm_tcp_port *p = bpf_map_lookup_elem(&ports, &port);
 	if (p && (p->flags & PM_TCP_WATCH_LOCAL)) {
 		w->slot = p->slot;
@@ -118,6 +117,22 @@ static __always_inline bool watch_lookup(const struct sock *sk, struct watch *w)
 		return w->slot < PM_TCP_MAX_SLOTS;
 	}
 	return false;
+}
+
+static __always_inline bool watch_lookup(const struct sock *sk, struct watch *w)
+{
+	return watch_lookup_port(sk, sk->__sk_common.skc_num, w);
+}
+
+/* The local port of a full socket. Moving to CLOSE releases the port
+ * (__inet_put_port zeroes inet_num) before the tracepoint fires: the
+ * source port field of the inet_sock still holds it then. */
+static __always_inline __u32 full_sock_lport(const struct sock *sk)
+{
+	__u32 port = sk->__sk_common.skc_num;
+	if (!port)
+		port = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	return port;
 }
 
 static __always_inline void copy_addrs(const struct sock *sk, __u16 *family, __u8 *saddr, __u8 *daddr)
@@ -181,7 +196,7 @@ static __always_inline void event_fill_sock(struct pm_tcp_event *r, const struct
 /* Records the listener's queue seen at `depth`; sends BACKLOG_FULL or
  * LISTEN_OVERFLOW when the queue is at its maximum. */
 static __always_inline void listen_update(struct watch *w, const struct sock *sk, __u32 depth,
-					  __u32 max, __u32 subtype)
+					  __u32 max, __u32 subtype, __u32 state)
 {
 	struct pm_tcp_listen *l = bpf_map_lookup_elem(&tcp_listen, &w->slot);
 	if (l) {
@@ -205,6 +220,7 @@ static __always_inline void listen_update(struct watch *w, const struct sock *sk
 	if (!r)
 		return;
 	event_fill_sock(r, sk);
+	r->state = state; /* the tracepoint fires before the state is stored */
 	r->ack_backlog = depth;
 	r->max_ack_backlog = max;
 	pm_submit(r);
@@ -296,6 +312,7 @@ static __always_inline void close_wait_leave(const struct sock *sk, struct watch
 	if (!r)
 		return;
 	event_fill_sock(r, sk);
+	r->lport = full_sock_lport(sk);
 	r->state = newstate;
 	r->duration_ns = d;
 	pm_submit(r);
@@ -307,7 +324,8 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, con
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	struct watch w;
-	if (!watch_lookup(sk, &w))
+	__u32 lport = full_sock_lport(sk);
+	if (!watch_lookup_port(sk, lport, &w))
 		return 0;
 	struct pm_tcp_stats *s = bpf_map_lookup_elem(&tcp_stats, &w.slot);
 	if (!s)
@@ -329,9 +347,9 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, con
 		/* The child is a copy of its listener, taken before it joins the
 		 * accept queue: its sk_ack_backlog is the queue's depth so far. */
 		__u32 depth = sk->sk_ack_backlog + 1, max = sk->sk_max_ack_backlog;
-		listen_update(&w, sk, depth, max, depth >= max ? PM_TCP_EV_BACKLOG_FULL : 0);
+		listen_update(&w, sk, depth, max, depth >= max ? PM_TCP_EV_BACKLOG_FULL : 0, TCP_SYN_RECV);
 	} else if (newstate == TCP_LISTEN) {
-		listen_update(&w, sk, sk->sk_ack_backlog, sk->sk_max_ack_backlog, 0);
+		listen_update(&w, sk, sk->sk_ack_backlog, sk->sk_max_ack_backlog, 0, TCP_LISTEN);
 	}
 	if (newstate == TCP_CLOSE_WAIT)
 		close_wait_enter(sk, &w);
@@ -349,7 +367,7 @@ int BPF_PROG(tcp_retransmit_synack, const struct sock *sk, const struct request_
 	if (!watch_lookup(sk, &w))
 		return 0;
 	__u32 depth = sk->sk_ack_backlog, max = sk->sk_max_ack_backlog;
-	listen_update(&w, sk, depth, max, depth > max ? PM_TCP_EV_LISTEN_OVERFLOW : 0);
+	listen_update(&w, sk, depth, max, depth > max ? PM_TCP_EV_LISTEN_OVERFLOW : 0, TCP_LISTEN);
 	return 0;
 }
 

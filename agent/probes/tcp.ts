@@ -116,6 +116,14 @@ registerDecoder(RecordType.Tcp, TCP_EVENT.size, (dv, o, h) => {
   return r;
 });
 
+/**
+ * States no full-socket transition enters or leaves: a closing socket becomes
+ * a separate time-wait socket (the full socket goes FIN_WAIT2 -> CLOSE), and
+ * request sockets (NEW_SYN_RECV) are not traced. Their counts come from
+ * /proc/net/tcp (agent/sockets.ts countTcpSockets).
+ */
+export const UNTRACED_STATES = new Set(['TIME_WAIT', 'NEW_SYN_RECV', 'CLOSE']);
+
 /** Counters of one watched port (one side), summed over CPUs. */
 export interface TcpPortStats {
   /** Sockets now in each state, by state name, as counted from transitions since the watch began. */
@@ -287,7 +295,8 @@ export class TcpWatcher {
   private seed(slot: number, byState: Record<string, number>): void {
     const base = this.baselines.get(slot);
     if (!base) return;
-    for (const [name, n] of Object.entries(byState)) base.current[name] = (base.current[name] ?? 0) - n;
+    for (const [name, n] of Object.entries(byState))
+      if (!UNTRACED_STATES.has(name)) base.current[name] = (base.current[name] ?? 0) - n;
   }
 
   private mustGet(port: number): TcpPortWatch {
