@@ -29,6 +29,7 @@ import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { BUNDLE_FORMAT_VERSION, type Bundle, type Codec, type DeepPartial, type IncidentSummary } from './proto';
 import { loadCodec } from './proto-node';
+import { log as defaultLogger, type Logger } from './log';
 
 export const BUNDLE_FILE_MAGIC = 'PMB1';
 export const BUNDLE_FILE_EXT = '.pmb';
@@ -77,7 +78,8 @@ export interface BundleStoreOptions {
   codec?: Codec;
   /** Clock for retention (tests). */
   now?: () => number;
-  log?: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** Defaults to the agent's one logger. */
+  logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
 }
 
 export interface WriteResult { id: string; path: string; bytes: number; evicted: string[] }
@@ -188,7 +190,8 @@ export function createBundleStore(options: BundleStoreOptions = {}): BundleStore
   const retentionDays = options.retentionDays ?? STORE_DEFAULTS.retentionDays;
   const maxPendingWrites = options.maxPendingWrites ?? STORE_DEFAULTS.maxPendingWrites;
   const now = options.now ?? Date.now;
-  const log = options.log ?? (() => {});
+  const logger = options.logger ?? defaultLogger;
+  const log = (level: 'info' | 'warn' | 'error', message: string) => logger[level](message, { dir });
   for (const [name, v] of Object.entries({ quotaBytes, maxBundles, retentionDays, maxPendingWrites })) {
     if (!Number.isFinite(v) || v <= 0) throw new TypeError(`createBundleStore: ${name} must be a positive number, got ${v}`);
   }

@@ -10,6 +10,7 @@ import type { Bundle, DeepPartial } from '../agent/proto';
 import { loadCodec } from '../agent/proto-node';
 
 const DAY = 86_400_000;
+const quiet = { info() {}, warn() {}, error() {} };
 const T0 = Date.UTC(2025, 10, 26, 12, 0, 0);
 
 let tmpRoot: string;
@@ -24,7 +25,7 @@ afterEach(async () => {
 });
 
 function open(opts: Parameters<typeof createBundleStore>[0] = {}): BundleStore {
-  const s = createBundleStore({ dir: path.join(tmpRoot, 'data'), ...opts });
+  const s = createBundleStore({ dir: path.join(tmpRoot, 'data'), logger: quiet, ...opts });
   stores.push(s);
   return s;
 }
