@@ -1,0 +1,137 @@
+/**
+ * Python GC pauses from CPython's USDT probes, on real interpreters: Debian's
+ * /usr/bin/python3.11 (built with probes) and a python without them.
+ */
+import { ChildProcess } from 'child_process';
+import { openTracer, TestTracer } from './helpers/tracer';
+import { printed, python, start, stopAll, waitFor } from './helpers/procs';
+import { RecordType } from '../agent/records';
+import { attachGcProbes, readGcHist, readGcStats } from '../agent/probes/pygc';
+import { findGcProbeTarget, scanPythonInterpreters } from '../agent/python-usdt';
+
+const GC_MIN_US = 1000;
+
+// Builds cyclic garbage under a big live heap, so that full collections take
+// milliseconds; measures each collection itself (gc.callbacks) to compare.
+const GC_SCRIPT = `
+import gc, sys, time, json
+durs = {0: [], 1: [], 2: []}
+t0 = [0]
+def cb(phase, info):
+    if phase == 'start': t0[0] = time.perf_counter_ns()
+    else: durs[info['generation']].append(time.perf_counter_ns() - t0[0])
+print('ready', flush=True)
+sys.stdin.readline()
+gc.callbacks.append(cb)
+live = [[i] for i in range(400000)]
+for round in range(5):
+    if round >= 3: gc.disable()  # the last rounds' cycles wait for the full collection
+    for i in range(20000):
+        a = {}; b = {'a': a}; a['b'] = b
+    gc.collect()
+    gc.enable()
+print('done', json.dumps({g: [len(v), max(v or [0])] for g, v in durs.items()}), flush=True)
+sys.stdin.readline()
+`;
+
+describe('pygc: GC pauses from python:gc__start/gc__done', () => {
+  let t: TestTracer;
+  beforeAll(() => {
+    t = openTracer({ probes: ['pygc'], rodata: { pygc: { targ_gc_min_us: GC_MIN_US } } });
+  });
+  afterAll(async () => {
+    t?.close();
+    await stopAll();
+  });
+
+  async function gcWorkload(child: ChildProcess): Promise<Record<string, [number, number]>> {
+    child.stdin!.write('go\n');
+    const line = await printed(child, /done (\{.*\})/, 30000);
+    return JSON.parse(line.slice(5));
+  }
+
+  test('a tracked /usr/bin/python3.11 shows its collections by generation, with plausible durations', async () => {
+    const child = python(GC_SCRIPT, { stdio: ['pipe', 'pipe', 'pipe'] });
+    await printed(child, /ready/);
+    const pid = child.pid!;
+    const target = findGcProbeTarget(pid);
+    expect(target).toMatchObject({ path: '/usr/bin/python3.11', hasProbes: true });
+    t.tracer.track(pid);
+    const links = attachGcProbes(t.tracer, target.path, pid);
+    expect(links).toHaveLength(2);
+
+    const own = await gcWorkload(child);
+    t.tracer.flush();
+    const stats = readGcStats(t.tracer, pid)!;
+    expect(stats).not.toBeNull();
+    const [g0, , g2] = stats.generations;
+    // Five explicit gc.collect() (generation 2) plus the automatic young collections.
+    expect(g2.count).toBeGreaterThanOrEqual(5);
+    expect(g2.count).toBe(own['2'][0]);
+    expect(g0.count).toBe(own['0'][0]);
+    expect(g0.count).toBeGreaterThan(0);
+    // Two dicts per cycle: young collections take most, the full ones the last two rounds.
+    expect(stats.generations.reduce((n, g) => n + g.collected, 0)).toBeGreaterThanOrEqual(5 * 40000 * 0.9);
+    expect(g2.collected).toBeGreaterThanOrEqual(2 * 40000 * 0.9);
+    // The kernel's longest full collection is close to what Python measured itself.
+    const pyMaxNs = own['2'][1];
+    expect(g2.maxNs).toBeGreaterThan(pyMaxNs * 0.5);
+    expect(g2.maxNs).toBeLessThan(pyMaxNs * 2 + 2e6);
+    expect(g2.maxNs).toBeLessThan(5e9);
+
+    const hist = readGcHist(t.tracer, pid)!;
+    const total = stats.generations.reduce((n, g) => n + g.count, 0);
+    expect(hist.count).toBe(total);
+    expect(hist.slots.reduce((a, b) => a + b, 0)).toBe(total);
+
+    const slow = await waitFor(() => {
+      t.tracer.flush();
+      const r = t.ofType(RecordType.Gc).filter((x) => x.pid === pid);
+      return r.length >= 1 && r;
+    }, 3000, 'GC pause records');
+    for (const r of slow) {
+      expect(r.durationNs).toBeGreaterThanOrEqual(GC_MIN_US * 1000);
+      expect(r.tid).toBe(pid); // the main thread collects
+      expect(r.generation).toBeLessThanOrEqual(2);
+      expect(r.comm).toBe('python3.11');
+    }
+    expect(slow.some((r) => r.generation === 2 && r.collected >= 40000 * 0.9)).toBe(true);
+    expect(stats.slow).toBe(slow.length);
+    for (const l of links) t.tracer.detach(l);
+  });
+
+  test('an untracked process of the same binary is filtered out in the kernel', async () => {
+    const child = python(GC_SCRIPT, { stdio: ['pipe', 'pipe', 'pipe'] });
+    await printed(child, /ready/);
+    const pid = child.pid!;
+    // Attached for every process running the binary (pid -1), but not tracked.
+    const links = attachGcProbes(t.tracer, '/usr/bin/python3.11', -1);
+    await gcWorkload(child);
+    t.tracer.flush();
+    expect(readGcStats(t.tracer, pid)).toBeNull();
+    expect(readGcHist(t.tracer, pid)).toBeNull();
+    expect(t.ofType(RecordType.Gc).filter((r) => r.pid === pid)).toHaveLength(0);
+    for (const l of links) t.tracer.detach(l);
+  });
+
+  test('a python built without probes is reported as such, by pid and by the host scan', async () => {
+    const all = scanPythonInterpreters();
+    const debian = all.find((i) => i.realPath === '/usr/bin/python3.11');
+    expect(debian).toMatchObject({ hasGcProbes: true });
+    expect(debian!.probes).toEqual(expect.arrayContaining(['gc__start', 'gc__done']));
+    const without = all.find((i) => !i.hasGcProbes && /^python3\.\d+$/.test(require('path').basename(i.realPath)));
+    expect(without).toBeDefined();
+    expect(without!.reason).toMatch(/no python:gc__\* USDT probes/);
+
+    const child = start(without!.realPath, ['-c', 'import sys; print("ready", flush=True); sys.stdin.readline()'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    await printed(child, /ready/);
+    const target = findGcProbeTarget(child.pid!);
+    expect(target.hasProbes).toBe(false);
+    expect(target.reason).toMatch(/no python:gc__\* USDT probes/);
+    expect(target.path).toBe(without!.probeFile);
+    // Attaching anyway fails with a reason instead of silently measuring nothing.
+    expect(() => attachGcProbes(t.tracer, target.path, child.pid!)).toThrow(/gc__start/);
+  });
+});
