@@ -6,7 +6,9 @@
  * slower than targ_slow_us become records.
  *
  * Attribution: a request counts for a process when that process is tracked and
- * is the task issuing it (reads, O_DIRECT writes, the flush of its fsync).
+ * is the task submitting it (reads, O_DIRECT writes, the flush of its fsync):
+ * the owner is taken at block_io_start, in the submitter's context, with the
+ * task at block_rq_issue as the fallback.
  * Buffered writes reach the disk later from write-back kernel threads: those
  * count for the device only. D-state time holds either way: a worker waiting
  * on its fsync shows up there even when a kworker issued the I/O.
@@ -109,26 +111,57 @@ static __always_inline void stats_add(struct pm_disk_stats *s, struct inflight *
 		__sync_fetch_and_add(&s->slow, 1);
 }
 
-SEC("tp_btf/block_rq_issue")
-int BPF_PROG(block_rq_issue, struct request *rq)
+/* Who a request is for: the task in whose context it is created. */
+static __always_inline void owner_fill(struct inflight *f)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
+	if (!(task->flags & PF_KTHREAD)) {
+		f->pid = tgid;
+		f->tid = (__u32)id;
+		f->tracked = pm_tracked_lookup(tgid) != NULL;
+	}
+	bpf_get_current_comm(f->comm, sizeof(f->comm));
+}
+
+/* block_io_start runs in the submitter's context when a bio becomes a
+ * request (6.5+); block_rq_issue may run later from kblockd when the queue
+ * was busy, where `current` is a kernel thread. So the owner is taken here. */
+SEC("tp_btf/block_io_start")
+int BPF_PROG(block_io_start, struct request *rq)
+{
+	struct inflight f = {};
+	owner_fill(&f);
+	__u64 key = (__u64)rq;
+	bpf_map_update_elem(&inflight, &key, &f, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_issue")
+int BPF_PROG(block_rq_issue, struct request *rq)
+{
+	__u64 key = (__u64)rq;
+	__u64 now = bpf_ktime_get_ns();
+	struct inflight *fp = bpf_map_lookup_elem(&inflight, &key);
+	if (fp) {
+		/* Sizes at issue: bios may have merged in since io_start. A
+		 * requeued request restarts its clock. */
+		fp->issue_ns = now;
+		fp->sector = rq->__sector;
+		fp->bytes = rq->__data_len;
+		fp->op = rq->cmd_flags & REQ_OP_MASK;
+		return 0;
+	}
+	/* No io_start seen (flush requests, older kernels): the issuer owns it. */
 	struct inflight f = {
-		.issue_ns = bpf_ktime_get_ns(),
+		.issue_ns = now,
 		.sector = rq->__sector,
 		.bytes = rq->__data_len,
 		.op = rq->cmd_flags & REQ_OP_MASK,
 	};
-	if (!(task->flags & PF_KTHREAD)) {
-		f.pid = tgid;
-		f.tid = (__u32)id;
-		f.tracked = pm_tracked_lookup(tgid) != NULL;
-	}
-	bpf_get_current_comm(f.comm, sizeof(f.comm));
-	__u64 key = (__u64)rq;
-	bpf_map_update_elem(&inflight, &key, &f, BPF_ANY); /* a requeued request restarts */
+	owner_fill(&f);
+	bpf_map_update_elem(&inflight, &key, &f, BPF_ANY);
 	return 0;
 }
 
@@ -141,6 +174,8 @@ int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned
 		return 0; /* issued before we attached */
 	struct inflight f = *fp;
 	bpf_map_delete_elem(&inflight, &key);
+	if (!f.issue_ns)
+		return 0; /* completed without an issue we saw */
 	__u64 lat_ns = bpf_ktime_get_ns() - f.issue_ns;
 
 	struct gendisk *disk = rq->q->disk;
