@@ -6,9 +6,9 @@
  *    user addresses: a read() into an untouched buffer faults in kernel mode
  *    and the kernel counts it in min_flt too);
  *  - the last RSS (map `rss_last`), refreshed by the rss_stat tracepoint,
- *    which fires whenever an mm's RSS counters change, at most every
- *    targ_rss_interval_ns per process: the value read after an OOM kill or
- *    an exit is at most that old relative to the last change.
+ *    which fires whenever an mm's RSS counters change; rewritten when 10 ms
+ *    old or when a counter moved by 1 MiB, so the value read after an OOM
+ *    kill or an exit is within 1 MiB of the RSS at death.
  *
  * Minor vs major: the fault tracepoints fire at exception entry, before the
  * kernel knows whether the fault needs I/O. The kernel counts majors in
@@ -25,8 +25,11 @@
 #include "mm_core.bpf.h"
 #include "memory.h"
 
-/* rss_last is written at most this often per process (10 ms). */
+/* rss_last is rewritten when it is this old (10 ms) or one counter moved by
+ * this much (1 MiB) since the last write: the value is never more than 1 MiB
+ * (plus percpu_counter folding) from the truth, however the changes are timed. */
 const volatile __u64 targ_rss_interval_ns = 10000000;
+const volatile __u64 targ_rss_delta_bytes = 1 << 20;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -125,8 +128,18 @@ int BPF_PROG(rss_stat, struct mm_struct *mm, int member)
 	__u64 now = bpf_ktime_get_boot_ns();
 	__u64 start = cur->group_leader->start_boottime;
 	struct pm_rss_last *v = bpf_map_lookup_elem(&rss_last, &tgid);
-	if (v && v->start_ns == start && now - v->ts_ns < targ_rss_interval_ns)
-		return 0; /* written less than an interval ago */
+	if (v && v->start_ns == start && now - v->ts_ns < targ_rss_interval_ns &&
+	    member >= 0 && member < 4) {
+		/* Written less than an interval ago: skip unless the changed counter
+		 * moved by targ_rss_delta_bytes. */
+		__u64 now_bytes = pm_pages_to_bytes(pm_read_rss_member(mm, member));
+		__u64 was = member == MM_FILEPAGES ? v->file :
+			    member == MM_ANONPAGES ? v->anon :
+			    member == MM_SWAPENTS ? v->swap : v->shmem;
+		__u64 moved = now_bytes > was ? now_bytes - was : was - now_bytes;
+		if (moved < targ_rss_delta_bytes)
+			return 0;
+	}
 	if (!v || v->start_ns != start) {
 		struct pm_rss_last zero = { .start_ns = start };
 		bpf_map_update_elem(&rss_last, &tgid, &zero, BPF_ANY);

@@ -53,6 +53,16 @@ static __always_inline void pm_read_rss(struct mm_struct *mm, struct pm_rss *r)
 	}
 }
 
+/* One RSS counter (member: MM_FILEPAGES..MM_SHMEMPAGES), pages. */
+static __always_inline __u64 pm_read_rss_member(struct mm_struct *mm, int member)
+{
+	if (bpf_core_type_exists(struct mm_rss_stat___old)) {
+		struct mm_struct___old *old = (void *)mm;
+		return pm_clamp(BPF_CORE_READ(old, rss_stat.count[member & 3].counter));
+	}
+	return pm_clamp(BPF_CORE_READ(mm, rss_stat[member & 3].count));
+}
+
 static __always_inline __u64 pm_pages_to_bytes(__u64 pages)
 {
 	return pages << (page_shift & 31);
