@@ -1,0 +1,157 @@
+/**
+ * Finds Python worker pools without configuration, from /proc: gunicorn,
+ * uvicorn, uwsgi, hypercorn, daphne, celery, and plain python servers (a
+ * python process holding a listening TCP socket). Each service is a master
+ * (the root of a python process tree) and its python children, the workers.
+ * Explicit selection (--pid, --match, --cgroup) and opting out (--exclude)
+ * narrow or widen what auto-discovery finds.
+ */
+import * as path from 'path';
+import type { Role, ServiceKind } from './proto';
+import { listeningInodes, listPids, readCgroups, readCmdline, readExe, readStat, socketInodes, unitOf, ProcStat } from './procfs';
+
+export interface DiscoveredProcess {
+  pid: number;
+  startTicks: number;
+  ppid: number;
+  comm: string;
+  cmdline: string[];
+  exe: string;
+}
+
+export interface DiscoveredService {
+  id: string;
+  name: string;
+  kind: ServiceKind;
+  master: DiscoveredProcess;
+  /** Empty for a single-process server (role standalone). */
+  workers: DiscoveredProcess[];
+  ports: number[];
+  cgroup: string;
+  memoryCgroup: string;
+  unit: string;
+}
+
+export interface Selection {
+  pids?: number[];
+  match?: RegExp;
+  cgroup?: string;
+  exclude?: RegExp;
+  /** Find python servers on its own (default true unless an explicit selector is given). */
+  autoDiscover?: boolean;
+}
+
+const SERVER_KINDS: Array<[ServiceKind, RegExp]> = [
+  ['gunicorn', /(^|[/\s])gunicorn(:|\s|$)/],
+  ['uvicorn', /(^|[/\s])uvicorn(\s|$)/],
+  ['uwsgi', /(^|[/\s])uwsgi(\s|$)/],
+  ['hypercorn', /(^|[/\s])hypercorn(\s|$)/],
+  ['daphne', /(^|[/\s])daphne(\s|$)/],
+  ['celery', /(^|[/\s])celery(\s|$)/],
+];
+
+/** Helper processes that live in a pool's tree but are not workers. */
+const NOT_A_WORKER = /multiprocessing\.resource_tracker|multiprocessing\.forkserver|semaphore_tracker/;
+
+export function isPythonProcess(exe: string, cmdline: string[]): boolean {
+  const base = path.basename(exe);
+  if (/^python\d*(\.\d+)?$/.test(base) || /^uwsgi/.test(base)) return true;
+  const arg0 = path.basename(cmdline[0] ?? '');
+  return /^python\d*(\.\d+)?$/.test(arg0) || SERVER_KINDS.some(([, re]) => re.test(arg0));
+}
+
+export function classify(cmdline: string[]): ServiceKind {
+  const text = cmdline.slice(0, 4).join(' ');
+  for (const [kind, re] of SERVER_KINDS) if (re.test(text)) return kind;
+  return 'python';
+}
+
+/** A short human name: "gunicorn app:app :8000". */
+export function serviceName(kind: ServiceKind, cmdline: string[], ports: number[]): string {
+  const args = cmdline.slice(1).filter((a) => !a.startsWith('-') && !/^\d+$/.test(a) && !/\/(gunicorn|uvicorn|celery|hypercorn|daphne)$/.test(a));
+  // module:attr (app:app, myproj.wsgi:application), never host:port.
+  const app = args.find((a) => /^[A-Za-z_][\w.]*:[A-Za-z_][\w.()]*$/.test(a))
+    ?? (kind === 'python' ? path.basename(args.find((a) => a.endsWith('.py')) ?? args[0] ?? '') : '');
+  return [kind, app, ports.length ? `:${ports.join(',:')}` : ''].filter(Boolean).join(' ');
+}
+
+export function serviceId(kind: ServiceKind, master: { pid: number; startTicks: number }): string {
+  return `${kind}-${master.pid}-${master.startTicks}`;
+}
+
+function toProcess(st: ProcStat, cmdline: string[], exe: string): DiscoveredProcess {
+  return { pid: st.pid, startTicks: st.startTicks, ppid: st.ppid, comm: st.comm, cmdline, exe };
+}
+
+/** One /proc scan: every python service on the host that the selection admits. */
+export function discover(sel: Selection = {}, selfPid = process.pid): DiscoveredService[] {
+  const explicit = !!(sel.pids?.length || sel.match || sel.cgroup);
+  const auto = sel.autoDiscover ?? !explicit;
+  const procs = new Map<number, DiscoveredProcess>();
+  for (const pid of listPids()) {
+    if (pid === selfPid) continue;
+    const st = readStat(pid);
+    if (!st || st.state === 'Z') continue;
+    const exe = readExe(pid) ?? '';
+    const cmdline = readCmdline(pid);
+    if (!cmdline || !cmdline.length) continue; // kernel threads
+    const selected = sel.pids?.includes(pid) || (sel.match && sel.match.test(cmdline.join(' ')));
+    if (!selected && !isPythonProcess(exe, cmdline)) continue;
+    if (sel.exclude && sel.exclude.test(cmdline.join(' '))) continue;
+    procs.set(pid, toProcess(st, cmdline, exe));
+  }
+
+  // Roots: python processes whose parent is not one of them.
+  const children = new Map<number, DiscoveredProcess[]>();
+  const roots: DiscoveredProcess[] = [];
+  for (const p of procs.values()) {
+    if (procs.has(p.ppid)) {
+      const list = children.get(p.ppid) ?? [];
+      list.push(p);
+      children.set(p.ppid, list);
+    } else roots.push(p);
+  }
+
+  const listening = listeningInodes();
+  const portsOf = (p: DiscoveredProcess) => {
+    const out: number[] = [];
+    for (const inode of socketInodes(p.pid)) {
+      const port = listening.get(inode);
+      if (port !== undefined && !out.includes(port)) out.push(port);
+    }
+    return out;
+  };
+
+  const services: DiscoveredService[] = [];
+  for (const root of roots) {
+    const kind = classify(root.cmdline);
+    const workers = (children.get(root.pid) ?? []).filter((w) => !NOT_A_WORKER.test(w.cmdline.join(' ')));
+    const ports = [...new Set([root, ...workers].flatMap(portsOf))].sort((a, b) => a - b);
+    const cgroups = readCgroups(root.pid);
+    const cgroupPath = cgroups[''] ?? '';
+    const selected = !!(sel.pids?.includes(root.pid) || workers.some((w) => sel.pids?.includes(w.pid))
+      || (sel.match && sel.match.test(root.cmdline.join(' ')))
+      || (sel.cgroup && Object.values(cgroups).some((c) => c === sel.cgroup || c.startsWith(sel.cgroup!.replace(/\/$/, '') + '/'))));
+    const looksLikeServer = kind !== 'python' || ports.length > 0;
+    if (!selected && !(auto && looksLikeServer)) continue;
+    services.push({
+      id: serviceId(kind, root),
+      name: serviceName(kind, root.cmdline, ports),
+      kind,
+      master: root,
+      workers,
+      ports,
+      cgroup: cgroupPath,
+      memoryCgroup: cgroups.memory ?? cgroupPath,
+      unit: unitOf(cgroupPath),
+    });
+  }
+  return services;
+}
+
+export function roleOf(service: DiscoveredService, pid: number): Role {
+  if (service.master.pid === pid) return service.workers.length ? 'master' : 'standalone';
+  return 'worker';
+}
+
+export { NOT_A_WORKER };

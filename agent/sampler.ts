@@ -1,0 +1,135 @@
+/**
+ * Per-interval sampling: reads the kernel's cumulative per-process maps (and
+ * /proc where the kernel keeps the number itself) and turns them into one
+ * bucket of deltas and gauges. Each reader tolerates a probe that is off: the
+ * field then stays 0 and the feature list says why.
+ */
+import type { Tracer } from './native';
+import { decodeHist, HIST_SLOTS, Histogram } from './records';
+import { decodeCpuStats, CpuStats } from './probes/runqlat';
+import { decodeFaultStats, decodeRssLast, FaultStats, RssLast } from './probes/memory';
+import { readDiskProcess, readDStateHist, DiskStats } from './probes/disk';
+import { readGcStats, GcStats } from './probes/pygc';
+import { histPercentileUs, WorkerSample } from './timeline';
+import { CLK_TCK, PAGE_SIZE, readStat, ProcStat } from './procfs';
+
+/** Cumulative counters of one process as last read. */
+export interface Cumulative {
+  runq?: Histogram;
+  cpu?: CpuStats;
+  faults?: FaultStats;
+  dstate?: Histogram;
+  disk?: DiskStats;
+  gc?: GcStats;
+  stat?: ProcStat;
+}
+
+function tryLookup(tracer: Tracer, probe: string, map: string, pid: number): ArrayBuffer | null {
+  try {
+    return tracer.mapLookup(probe, map, pid);
+  } catch {
+    return null; // probe not loaded
+  }
+}
+
+function safe<T>(fn: () => T | null): T | undefined {
+  try {
+    return fn() ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function readCumulative(tracer: Tracer, pid: number, loaded: Set<string>): Cumulative {
+  const c: Cumulative = {};
+  if (loaded.has('runqlat')) {
+    const h = tryLookup(tracer, 'runqlat', 'runq_hist', pid);
+    if (h) c.runq = decodeHist(h);
+    const s = tryLookup(tracer, 'runqlat', 'cpu_stats', pid);
+    if (s) c.cpu = decodeCpuStats(s);
+  }
+  if (loaded.has('memory')) {
+    const f = tryLookup(tracer, 'memory', 'faults', pid);
+    if (f) c.faults = decodeFaultStats(f);
+  }
+  if (loaded.has('disk')) {
+    c.dstate = safe(() => readDStateHist(tracer, pid));
+    c.disk = safe(() => readDiskProcess(tracer, pid));
+  }
+  if (loaded.has('pygc')) c.gc = safe(() => readGcStats(tracer, pid));
+  c.stat = readStat(pid) ?? undefined;
+  return c;
+}
+
+export function readRssLast(tracer: Tracer, pid: number, loaded: Set<string>): RssLast | undefined {
+  if (!loaded.has('memory')) return undefined;
+  const b = tryLookup(tracer, 'memory', 'rss_last', pid);
+  return b ? decodeRssLast(b) : undefined;
+}
+
+const d = (now = 0, before = 0) => Math.max(0, now - before);
+
+function histDelta(now?: Histogram, before?: Histogram): { slots: number[]; count: number; sumNs: number; maxNs: number } {
+  const slots = new Array<number>(HIST_SLOTS).fill(0);
+  if (!now) return { slots, count: 0, sumNs: 0, maxNs: 0 };
+  for (let i = 0; i < HIST_SLOTS; i++) slots[i] = d(now.slots[i], before?.slots[i]);
+  const count = d(now.count, before?.count);
+  // The kernel keeps an all-time max: it is this interval's max only if it moved.
+  let top = HIST_SLOTS - 1;
+  while (top > 0 && slots[top] === 0) top--;
+  const maxNs = now.maxNs > (before?.maxNs ?? 0) ? now.maxNs : count ? 2 ** top * 1000 : 0;
+  return { slots, count, sumNs: d(now.sumNs, before?.sumNs), maxNs };
+}
+
+/** One bucket from two cumulative readings (and gauges read now). */
+export function bucketFrom(now: Cumulative, before: Cumulative | undefined, gauges: { rssBytes?: number }): WorkerSample {
+  const runq = histDelta(now.runq, before?.runq);
+  const dstate = histDelta(now.dstate, before?.dstate);
+  // Percentiles are slot upper bounds; never report them above the measured max.
+  const cap = (us: number) => (runq.maxNs > 0 ? Math.min(us, Math.max(1, Math.round(runq.maxNs / 1000))) : us);
+  const s: WorkerSample = {
+    runqP50Us: cap(histPercentileUs(runq.slots, 0.5)),
+    runqP99Us: cap(histPercentileUs(runq.slots, 0.99)),
+    runqHist: runq.slots,
+    runqCount: runq.count,
+    runqMaxUs: Math.round(runq.maxNs / 1000),
+    involuntarySwitches: d(now.cpu?.involuntarySwitches, before?.cpu?.involuntarySwitches),
+    voluntarySwitches: d(now.cpu?.voluntarySwitches, before?.cpu?.voluntarySwitches),
+    dstateNs: dstate.sumNs,
+    dstateMaxNs: dstate.maxNs,
+  };
+  if (now.faults) {
+    s.minorFaults = d(now.faults.minor, before?.faults?.minor);
+    s.majorFaults = d(now.faults.major, before?.faults?.major);
+  } else if (now.stat) {
+    // No fault probe: the kernel's own per-process counters from /proc.
+    s.minorFaults = d(now.stat.minflt, before?.stat?.minflt);
+    s.majorFaults = d(now.stat.majflt, before?.stat?.majflt);
+  }
+  if (now.stat) {
+    const ticks = now.stat.utimeTicks + now.stat.stimeTicks;
+    const prev = before?.stat ? before.stat.utimeTicks + before.stat.stimeTicks : ticks;
+    s.cpuMs = d(ticks, prev) * (1000 / CLK_TCK);
+    s.threads = now.stat.threads;
+  }
+  s.rssBytes = gauges.rssBytes ?? (now.stat ? now.stat.rssPages * PAGE_SIZE : 0);
+  if (now.disk) {
+    s.bioReadBytes = d(now.disk.readBytes, before?.disk?.readBytes);
+    s.bioWriteBytes = d(now.disk.writeBytes, before?.disk?.writeBytes);
+    s.bioOps = d(now.disk.readOps + now.disk.writeOps + now.disk.flushOps + now.disk.otherOps,
+      before?.disk ? before.disk.readOps + before.disk.writeOps + before.disk.flushOps + before.disk.otherOps : 0);
+  }
+  if (now.gc) {
+    let pauses = 0, ns = 0, max = 0;
+    now.gc.generations.forEach((g, i) => {
+      const b = before?.gc?.generations[i];
+      pauses += d(g.count, b?.count);
+      ns += d(g.sumNs, b?.sumNs);
+      if (g.maxNs > (b?.maxNs ?? 0)) max = Math.max(max, g.maxNs);
+    });
+    s.gcPauses = pauses;
+    s.gcPauseNs = ns;
+    s.gcMaxPauseNs = max;
+  }
+  return s;
+}
