@@ -404,7 +404,7 @@ describe('stream', () => {
   });
 
   test('ping detects a dead peer and terminates it; a live one stays', async () => {
-    const { wsUrl, server } = await start({ pingIntervalMs: 100 });
+    const { wsUrl, server } = await start({ pingIntervalMs: 150 });
     const dead = await connect(wsUrl, { autoPong: false });
     const live = await connect(wsUrl);
     const closed = await dead.closed;
