@@ -196,7 +196,8 @@ export class TimeChart<R extends Row> {
         scale: s.scale ?? 'y',
         fill: s.fill ? s.color + '22' : undefined,
         spanGaps: false,
-        points: { show: false },
+        // Latency is null in intervals without waits: isolated points must still show.
+        points: spec.log ? { show: true, size: 3, fill: s.color } : { show: false },
         value: (_u, v) => fmtUnit(s.scale === 'y2' ? spec.unit2 ?? spec.unit : spec.unit, v),
       })),
     ];

@@ -73,9 +73,11 @@ export function socketChart(rows: ServiceBucket[]): ChartSpec<ServiceBucket> {
   const states = [...seen].sort((a, b) => (SOCKET_ORDER.indexOf(a) + 100 * +!SOCKET_ORDER.includes(a)) - (SOCKET_ORDER.indexOf(b) + 100 * +!SOCKET_ORDER.includes(b)));
   return {
     id: 'sockets', title: 'Socket states', unit: 'count', note: 'on the service ports',
+    // TIME_WAIT (closed, waiting out 2MSL) counts in thousands under load: its own axis keeps CLOSE_WAIT readable.
+    unit2: 'count',
     series: states.map((st) => ({
       label: st, color: SOCKET_COLORS[st] ?? '#ca95e5', value: (r: ServiceBucket) => r.socketStates[st] ?? 0,
-      width: st === 'CLOSE_WAIT' ? 2 : 1.5, fill: st === 'CLOSE_WAIT',
+      width: st === 'CLOSE_WAIT' ? 2 : 1.5, fill: st === 'CLOSE_WAIT', scale: st === 'TIME_WAIT' ? 'y2' as const : 'y' as const,
     })),
   };
 }
