@@ -156,8 +156,10 @@ export class TimeChart<R extends Row> {
   private showLatestInLegend(): void {
     const u = this.u;
     if (!u || this.hovering) return;
-    const n = u.data[0].length;
-    if (n) u.setLegend({ idx: n - 1 });
+    // The newest index where some series has a value (the last bucket of a dead worker may be partial).
+    let i = u.data[0].length - 1;
+    while (i > 0 && u.data.slice(1).every((col) => col[i] == null)) i--;
+    if (i >= 0 && u.data[0].length) u.setLegend({ idx: i });
   }
   private hovering = false;
 
