@@ -367,6 +367,7 @@ function runLoad(o: { apiPort: number; leakPort: number; ingestPort: number; sig
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const demo = await startDemo(args);
+  say(`pids: ${demo.pids().join(' ')}; cgroups: ${demo.cgroups.join(' ')}`);
   const counts = new Map<string, number>();
   demo.running.agent.on('bundle', (inc: { verdictKind: string; pid: number; summary: string }) => {
     counts.set(inc.verdictKind, (counts.get(inc.verdictKind) ?? 0) + 1);

@@ -152,7 +152,8 @@ test('a real SIGSEGV raises an incident whose post-mortem says crashed, with the
   expect(crashedBundleId).toBeTruthy();
   // The incident also raised a toast while we were watching.
   expect(await page.$('[data-testid="toast-incident"]')).not.toBeNull();
-  await page.waitForFunction(() => !document.querySelector('.inc[data-verdict="crashed"] .inc-sub')?.textContent?.includes('writing'), null, { timeout: 10_000 });
+  // (a string: the test compiles without the DOM lib)
+  await page.waitForFunction(`!document.querySelector('.inc[data-verdict="crashed"] .inc-sub')?.textContent?.includes('writing')`, null, { timeout: 10_000 });
   await item.click();
   await page.waitForSelector('[data-view="postmortem"][data-verdict="crashed"]', { timeout: 10_000 });
   expect(await page.textContent('[data-testid="verdict"]')).toBe('Crashed');

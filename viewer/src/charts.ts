@@ -232,6 +232,8 @@ export class TimeChart<R extends Row> {
         drawClear: [(u) => self.drawGaps(u)],
         draw: [(u) => self.drawMarkers(u)],
         setCursor: [(u) => self.hoverMarker(u)],
+        // uPlot commits its first draw after construction: fill the legend then.
+        ready: [() => queueMicrotask(() => self.showLatestInLegend())],
       },
     };
     this.u = new uPlot(opts, data, this.plotEl);

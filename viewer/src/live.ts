@@ -252,7 +252,7 @@ export class LiveApp {
     }
     if (v?.failure !== false) {
       this.toast('incident', `Worker ${id?.pid ?? '?'} ${verdictLabel(v?.kind).toLowerCase()}`, v?.summary ?? '',
-        d.bundleId ? () => { location.hash = `#/incident/${encodeURIComponent(d.bundleId)}`; } : undefined, v?.kind);
+        d.bundleId ? () => { location.hash = `#/incident/${encodeURIComponent(d.bundleId)}`; } : undefined, v?.kind, d.bundleId);
     }
     this.sideDirty = true;
     this.schedule();
@@ -393,6 +393,8 @@ export class LiveApp {
     replace(this.mainEl, h('div', { class: 'loading' }, `Loading post-mortem ${id}…`));
     const inc = this.incidents.get(id);
     if (inc) inc.fresh = false;
+    // The toast that announced this incident has done its job.
+    this.toastEl.querySelectorAll(`[data-incident="${CSS.escape(id)}"]`).forEach((t) => t.remove());
     this.sideDirty = true;
     this.schedule();
     try {
@@ -685,8 +687,8 @@ export class LiveApp {
 
   // ------------------------------------------------------------ toasts
 
-  private toast(kind: 'incident' | 'error' | 'warn', title: string, body: string, onOpen?: () => void, verdict?: string): void {
-    const el = h('div', { class: `toast t-${kind}`, 'data-testid': `toast-${kind}` },
+  private toast(kind: 'incident' | 'error' | 'warn', title: string, body: string, onOpen?: () => void, verdict?: string, incidentId?: string): void {
+    const el = h('div', { class: `toast t-${kind}`, 'data-testid': `toast-${kind}`, 'data-incident': incidentId },
       h('div', { class: 'toast-head' }, verdict ? h('span', { class: `verdict-badge v-${verdict}` }, verdictLabel(verdict)) : null, h('strong', null, title),
         h('span', { class: 'grow' }), h('button', { class: 'x', onclick: () => el.remove(), title: 'dismiss' }, '×')),
       body ? h('div', { class: 'toast-body' }, body) : null,
