@@ -154,7 +154,8 @@ test('a real SIGSEGV raises an incident whose post-mortem says crashed, with the
   expect(await page.$('[data-testid="toast-incident"]')).not.toBeNull();
   // (a string: the test compiles without the DOM lib)
   await page.waitForFunction(`!document.querySelector('.inc[data-verdict="crashed"] .inc-sub')?.textContent?.includes('writing')`, null, { timeout: 10_000 });
-  await item.click();
+  // By selector, not the handle: the sidebar is re-rendered as incidents arrive.
+  await page.click(`.inc[data-incident="${crashedBundleId}"]`);
   await page.waitForSelector('[data-view="postmortem"][data-verdict="crashed"]', { timeout: 10_000 });
   expect(await page.textContent('[data-testid="verdict"]')).toBe('Crashed');
   expect(await page.textContent('[data-testid="summary"]')).toMatch(/SIGSEGV/);
