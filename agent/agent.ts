@@ -28,7 +28,7 @@ import { TcpEvent, TcpWatcher, TCP_EVENT_NAMES } from './probes/tcp';
 import { attachGcProbes } from './probes/pygc';
 import { findGcProbeTarget } from './python-usdt';
 import { bootUnixMs, readCmdline, readHost, readStat, CLK_TCK } from './procfs';
-import { memoryCgroupOf, MemoryCgroup } from './cgroup';
+import { memoryCgroupOf, readMemoryCgroup, MemoryCgroup } from './cgroup';
 import { readTcpSockets } from './sockets';
 import { bucketFrom, Cumulative, readCumulative, readRssLast } from './sampler';
 import { HostTimeline, MarkerRing, ServiceTimeline, slopePerSecond, WorkerTimeline } from './timeline';
@@ -67,6 +67,8 @@ interface WorkerState {
   alive: boolean;
   diedMs: number;
   memoryCgroupPid: number;
+  /** The memory cgroup as last read: the victim's /proc is gone by the time an OOM record is read. */
+  memoryCgroup?: MemoryCgroup;
   timeline: WorkerTimeline;
   markers: MarkerRing;
   prev?: Cumulative;
@@ -188,8 +190,8 @@ class AgentImpl extends EventEmitter implements Agent {
         disablePrograms: this.options.disablePrograms,
         rodata: {
           runqlat: { targ_min_us: this.options.slowWaitUs },
-          ...(this.options.probes === undefined || this.options.probes.includes('disk') ? { disk: { targ_min_us: this.options.slowBioUs } } : {}),
-          ...(this.options.probes === undefined || this.options.probes.includes('pygc') ? { pygc: { targ_min_us: this.options.gcRecordUs } } : {}),
+          ...(this.options.probes === undefined || this.options.probes.includes('disk') ? { disk: { targ_slow_us: this.options.slowBioUs } } : {}),
+          ...(this.options.probes === undefined || this.options.probes.includes('pygc') ? { pygc: { targ_gc_min_us: this.options.gcRecordUs } } : {}),
         },
         onRecords: (batch) => this.onBatch(batch),
       });
@@ -434,6 +436,15 @@ class AgentImpl extends EventEmitter implements Agent {
       if (st && st.state === 'Z') continue; // exit record is on its way or the parent has yet to reap
       this.scheduleJudge(w, Date.now());
     }
+    // A child registered between its fork and its exec may turn out to be a pool helper.
+    for (const w of [...this.workers.values()]) {
+      if (!w.alive || w.judging || w.identity.role !== 'worker') continue;
+      const cmd = readCmdline(w.identity.pid);
+      if (!cmd) continue;
+      const line = cmd.join(' ');
+      if (NOT_A_WORKER.test(line)) this.retire(w, true);
+      else if (line !== w.identity.cmdline && line) w.identity.cmdline = line.slice(0, 512);
+    }
     // Services whose master is gone and that have no live process left are forgotten after the window.
     for (const [id, s] of this.services) {
       const live = [...this.workers.values()].some((w) => w.alive && w.identity.serviceId === id);
@@ -521,7 +532,7 @@ class AgentImpl extends EventEmitter implements Agent {
     const tMs = this.recMs(r.tsNs);
     const rss = r.rssAnonBytes + r.rssFileBytes + r.rssShmemBytes;
     const scope = r.kind === OomKind.Cgroup ? 'cgroup' : r.kind === OomKind.Global ? 'global' : 'none';
-    const cg = memoryCgroupOf(w.memoryCgroupPid) ?? undefined;
+    const cg = memoryCgroupOf(w.memoryCgroupPid) ?? w.memoryCgroup;
     w.oom = {
       tMs, scope, cgroupPath: cg?.path ?? '', rssBytes: rss,
       limitBytes: r.oomLimitBytes || r.memcgLimitBytes, usageBytes: r.oomUsageBytes || r.memcgUsageBytes,
@@ -579,6 +590,9 @@ class AgentImpl extends EventEmitter implements Agent {
   private scheduleJudge(w: WorkerState, deathMs: number): void {
     if (w.judging) return;
     w.judging = true;
+    // Free the slot now: the master may fork the replacement before the verdict is in.
+    const s = this.serviceOf(w);
+    if (s && w.slot >= 0 && s.slots[w.slot]?.key === w.key) s.slots[w.slot].key = null;
     // Records the kernel wrote just before the exit may sit in the next batch.
     const t = setTimeout(() => {
       this.deathTimers.delete(t);
@@ -618,7 +632,6 @@ class AgentImpl extends EventEmitter implements Agent {
       verdict.summary, { exitCode: verdict.exitCode, signal: verdict.signal }, { verdict: verdict.kind });
     this.addMarker(w, exitMarker, true);
     if (s) {
-      if (w.slot >= 0 && s.slots[w.slot]?.key === w.key) s.slots[w.slot].key = null;
       if (verdict.failure) {
         s.deathTimes.push(deathMs);
         while (s.deathTimes.length > 1000) s.deathTimes.shift();
@@ -673,9 +686,11 @@ class AgentImpl extends EventEmitter implements Agent {
     const master = s ? this.workers.get(s.masterKey) : undefined;
     let cg: MemoryCgroup | null = null;
     try {
-      cg = memoryCgroupOf(master?.alive ? master.identity.pid : w.memoryCgroupPid) ?? null;
+      // The dead worker's own cgroup (it may differ from the master's); re-read for fresh event counters.
+      const known = w.memoryCgroup;
+      cg = (known && readMemoryCgroup(known.version, known.dir.slice(0, known.dir.length - known.path.length) || '/', known.path)) ?? known ?? null;
     } catch {
-      cg = null;
+      cg = w.memoryCgroup ?? null;
     }
     return buildBundle({
       id, agentVersion: AGENT_VERSION, intervalMs: this.options.intervalMs, windowStartMs: from, windowEndMs: to,
@@ -689,6 +704,13 @@ class AgentImpl extends EventEmitter implements Agent {
 
   /** Stops tracking a process; its timeline stays (bounded) for context. */
   private retire(w: WorkerState, forget: boolean): void {
+    const s = this.serviceOf(w);
+    if (forget && s && w.slot >= 0 && s.slots[w.slot]?.key === w.key) {
+      // Not a worker after all: give its slot back without counting a generation.
+      s.slots[w.slot].key = null;
+      if (s.slots[w.slot].generation === 0 && w.slot === s.slots.length - 1) s.slots.pop();
+      else s.slots[w.slot].generation = Math.max(0, s.slots[w.slot].generation - 1);
+    }
     this.untrack(w.identity.pid);
     if (this.pidToKey.get(w.identity.pid) === w.key) this.pidToKey.delete(w.identity.pid);
     w.alive = false;
@@ -760,6 +782,7 @@ class AgentImpl extends EventEmitter implements Agent {
     w.prev = now;
     const cg = this.cgroupCache.get(w.memoryCgroupPid) ?? this.cgroupCache.set(w.memoryCgroupPid, memoryCgroupOf(w.memoryCgroupPid)).get(w.memoryCgroupPid);
     if (cg) {
+      w.memoryCgroup = cg;
       b.cgroupUsageBytes = cg.usageBytes;
       b.cgroupLimitBytes = cg.limitBytes ?? 0;
     }

@@ -2,6 +2,7 @@
  * `premortem run`: the agent, its post-mortem store and the viewer server,
  * wired together. Shutdown runs once and closes everything.
  */
+import * as os from 'os';
 import * as path from 'path';
 import { createAgent, Agent, AGENT_VERSION } from './agent';
 import type { AgentOptionsInput } from './config';
@@ -46,7 +47,7 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
     server = createServer({
       host: options.host, port: options.port, token: options.token, store,
       staticDir: extras.staticDir ?? path.join(projectRoot(), 'dist', 'viewer'),
-      agentVersion: AGENT_VERSION, intervalMs: options.intervalMs, windowMs: options.windowMs, logger,
+      agentVersion: AGENT_VERSION, intervalMs: options.intervalMs, windowMs: options.windowMs, logger, hostName: os.hostname(),
       hooks: {
         health: () => ({ ...agent.health(), store: store.health() }),
         features: () => agent.features(),

@@ -7,8 +7,13 @@ import * as fs from 'fs';
 
 const started = new Set<ChildProcess>();
 
+/**
+ * Starts a process in its own process group, so that stopping it also stops
+ * what it forked (a gunicorn master's workers would otherwise outlive it and
+ * hold the test's pipes open).
+ */
 export function start(cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...opts });
   started.add(child);
   child.once('exit', () => started.delete(child));
   return child;
@@ -31,14 +36,22 @@ export function exited(child: ChildProcess, timeoutMs = 10000): Promise<{ code: 
   });
 }
 
-/** Kills every process this test file started (and waits for them). */
+/** Kills a started process and everything in its process group. */
+export async function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  if (!child.pid) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try { process.kill(child.pid, signal); } catch { /* already gone */ }
+  }
+  await exited(child, 5000).catch(() => undefined);
+}
+
+/** Kills every process this test file started, with their process groups (and waits for them). */
 export async function stopAll(): Promise<void> {
   const waits: Promise<unknown>[] = [];
   for (const child of started) {
-    if (child.exitCode === null && child.signalCode === null && child.pid) {
-      try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
-      waits.push(exited(child, 5000).catch(() => undefined));
-    }
+    if (child.pid) waits.push(killGroup(child));
   }
   await Promise.all(waits);
 }
