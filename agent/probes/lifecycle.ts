@@ -183,8 +183,7 @@ export interface OomRecord extends RecordHeader {
 }
 
 const F = FORK.offsets;
-registerDecoder(RecordType.Fork, FORK.size, (dv, o, h): ForkRecord => ({
-  ...h,
+registerDecoder(RecordType.Fork, FORK.size, (dv, o, h): ForkRecord => Object.assign(h as ForkRecord, {
   type: RecordType.Fork,
   parentPid: dv.getUint32(o + F.parent_pid, true),
   parentTid: dv.getUint32(o + F.parent_tid, true),
@@ -199,8 +198,7 @@ registerDecoder(RecordType.Fork, FORK.size, (dv, o, h): ForkRecord => ({
 }));
 
 const E = EXEC.offsets;
-registerDecoder(RecordType.Exec, EXEC.size, (dv, o, h): ExecRecord => ({
-  ...h,
+registerDecoder(RecordType.Exec, EXEC.size, (dv, o, h): ExecRecord => Object.assign(h as ExecRecord, {
   type: RecordType.Exec,
   pid: dv.getUint32(o + E.pid, true),
   tid: dv.getUint32(o + E.tid, true),
@@ -213,8 +211,7 @@ registerDecoder(RecordType.Exec, EXEC.size, (dv, o, h): ExecRecord => ({
 const X = EXIT.offsets;
 registerDecoder(RecordType.Exit, EXIT.size, (dv, o, h): ExitRecord => {
   const code = dv.getUint32(o + X.exit_code, true);
-  return {
-    ...h,
+  return Object.assign(h as ExitRecord, {
     type: RecordType.Exit,
     pid: dv.getUint32(o + X.pid, true),
     tid: dv.getUint32(o + X.tid, true),
@@ -236,12 +233,11 @@ registerDecoder(RecordType.Exit, EXIT.size, (dv, o, h): ExitRecord => {
     procMinFlt: u64(dv, o + X.proc_min_flt),
     procMajFlt: u64(dv, o + X.proc_maj_flt),
     comm: cstr(dv, o + X.comm, COMM_LEN),
-  };
+  });
 });
 
 const S = SIGNAL.offsets;
-registerDecoder(RecordType.Signal, SIGNAL.size, (dv, o, h): SignalRecord => ({
-  ...h,
+registerDecoder(RecordType.Signal, SIGNAL.size, (dv, o, h): SignalRecord => Object.assign(h as SignalRecord, {
   type: RecordType.Signal,
   pid: dv.getUint32(o + S.pid, true),
   tid: dv.getUint32(o + S.tid, true),
@@ -259,8 +255,7 @@ registerDecoder(RecordType.Signal, SIGNAL.size, (dv, o, h): SignalRecord => ({
 }));
 
 const M = OOM.offsets;
-registerDecoder(RecordType.Oom, OOM.size, (dv, o, h): OomRecord => ({
-  ...h,
+registerDecoder(RecordType.Oom, OOM.size, (dv, o, h): OomRecord => Object.assign(h as OomRecord, {
   type: RecordType.Oom,
   pid: dv.getUint32(o + M.pid, true),
   tid: dv.getUint32(o + M.tid, true),
