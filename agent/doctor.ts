@@ -145,7 +145,7 @@ async function checkPython(checks: Check[]): Promise<void> {
   for (const py of found) {
     const ok = py.hasGcProbes ?? py.hasProbes ?? false;
     checks.push({ area: 'python', item: py.path, status: ok ? 'ok' : 'warn',
-      detail: ok ? 'has USDT python:gc__start/gc__done: GC pauses are measured' : `no GC probes${py.reason ? ` (${py.reason})` : ''}: GC pauses are not measured for it`,
+      detail: ok ? 'has USDT python:gc__start/gc__done: GC pauses are measured' : py.reason || 'no python:gc__* USDT probes: GC pauses are not measured',
       fix: ok ? undefined : 'use a python built with --with-dtrace (Debian\'s /usr/bin/python3.x is)' });
   }
 }
