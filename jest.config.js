@@ -3,6 +3,8 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
+  // Long runs (npm run soak) are not part of npm test.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/soak/'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
   testTimeout: 60000,
   verbose: true,
