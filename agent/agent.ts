@@ -118,6 +118,8 @@ export interface Agent extends EventEmitter {
   history(workerKey: string, fromMs: number, toMs: number): { timelines: Array<{ identity: Identity; buckets: ReturnType<WorkerTimeline['buckets']> }>; markers: Marker[] };
   /** Tracks one process now (explicit --pid). */
   trackPid(pid: number): boolean;
+  /** The native tracer once started (tools and tests that drive probe maps, e.g. flood_cfg). */
+  nativeTracer(): Tracer | undefined;
 }
 
 export interface AgentDeps {
@@ -248,6 +250,10 @@ class AgentImpl extends EventEmitter implements Agent {
     }
     this.probeFeatures = feats;
     for (const f of feats) if (!f.enabled || f.reason) this.log.warn(`probe ${f.name}: ${f.enabled ? 'partly on' : 'off'}`, { reason: f.reason });
+  }
+
+  nativeTracer(): Tracer | undefined {
+    return this.tracer;
   }
 
   features(): Feature[] {
@@ -715,12 +721,14 @@ class AgentImpl extends EventEmitter implements Agent {
     if (this.pidToKey.get(w.identity.pid) === w.key) this.pidToKey.delete(w.identity.pid);
     w.alive = false;
     if (forget) this.workers.delete(w.key);
+    // Dead timelines stay for siblings' bundles: one window long, at most MAX_DEAD_WORKERS.
     const dead = [...this.workers.values()].filter((x) => !x.alive).sort((a, b) => a.diedMs - b.diedMs);
     const cutoff = Date.now() - this.options.windowMs;
-    for (const x of dead) if (x.diedMs < cutoff || dead.length - [...this.workers.values()].filter((y) => !y.alive && y.diedMs < x.diedMs).length > MAX_DEAD_WORKERS) this.workers.delete(x.key);
-    while ([...this.workers.values()].filter((x) => !x.alive).length > MAX_DEAD_WORKERS) {
-      const oldest = [...this.workers.values()].filter((x) => !x.alive).sort((a, b) => a.diedMs - b.diedMs)[0];
-      this.workers.delete(oldest.key);
+    let excess = dead.length - MAX_DEAD_WORKERS;
+    for (const x of dead) {
+      if (x.diedMs >= cutoff && excess <= 0) break;
+      this.workers.delete(x.key);
+      excess--;
     }
   }
 
