@@ -2,6 +2,7 @@
 /**
  * premortem command line: run, doctor, list, show, export.
  */
+import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import type { AgentOptionsInput } from './config';
 import { DEFAULTS } from './config';
@@ -16,7 +17,9 @@ const USAGE = `usage: premortem <command> [options]
 
 commands:
   run                 trace Python workers, keep timelines, write post-mortems, serve the viewer
-  doctor [--json]     check what the agent needs on this host
+  doctor [--json] [--disable PROBE/PROG]...
+                      check what the agent needs on this host (--disable: as if
+                      that program's hook were missing)
   list [--json]       recent incidents (time, service, worker, verdict)
   show ID             an incident's summary and key series
   export ID --format json|pb [--out FILE]
@@ -25,6 +28,8 @@ run options:
   --host H            bind address (default 127.0.0.1; anything else needs --token)
   --port N            viewer port (default 7070; 0 = any free port)
   --token T           access token (or PREMORTEM_TOKEN); required off loopback
+  --token-file PATH   read the token from PATH; if absent, create it with a random
+                      token, mode 0600 (refused if group/other can read it)
   --no-server         no HTTP/WebSocket server
   --pid N             track this process (repeatable)
   --match REGEX       track processes whose command line matches
@@ -75,13 +80,38 @@ function num(p: Parsed, name: string): number | undefined {
   return n;
 }
 
+/**
+ * The token kept in a file: read when present (it must be private to its
+ * owner), created with 32 random bytes and mode 0600 when absent.
+ */
+export function loadTokenFile(file: string): string {
+  try {
+    const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    try {
+      fs.writeSync(fd, randomBytes(32).toString('base64url') + '\n');
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  const st = fs.statSync(file);
+  if (!st.isFile()) throw new TypeError(`--token-file ${file} is not a regular file`);
+  if ((st.mode & 0o077) !== 0)
+    throw new TypeError(`--token-file ${file} has mode 0${(st.mode & 0o777).toString(8)}: others can read it; chmod 600 ${file}`);
+  const token = fs.readFileSync(file, 'utf8').trim();
+  if (token.length < 16) throw new TypeError(`--token-file ${file} holds fewer than 16 characters`);
+  return token;
+}
+
 export function runOptions(p: Parsed): AgentOptionsInput {
   const o: AgentOptionsInput = {};
   const str = (n: string) => p.flags.get(n)?.at(-1);
   if (str('host')) o.host = str('host');
   if (p.flags.has('port')) o.port = num(p, 'port');
   if (p.flags.has('no-server')) o.port = null;
-  o.token = str('token') ?? process.env.PREMORTEM_TOKEN;
+  o.token = str('token') ?? (str('token-file') ? loadTokenFile(str('token-file')!) : undefined) ?? process.env.PREMORTEM_TOKEN;
   if (p.flags.has('pid')) o.pids = p.flags.get('pid')!.map(Number);
   if (str('match')) o.match = new RegExp(str('match')!);
   if (str('exclude')) o.exclude = new RegExp(str('exclude')!);
@@ -212,7 +242,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       await cmdRun(p);
       return -1; // keeps running
     case 'doctor': {
-      const r = await runDoctor();
+      const r = await runDoctor({ disablePrograms: p.flags.get('disable') ?? [] });
       process.stdout.write((p.flags.has('json') ? JSON.stringify(r, null, 2) : formatDoctor(r)) + '\n');
       return r.canRun ? 0 : 1;
     }

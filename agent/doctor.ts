@@ -65,7 +65,7 @@ function checkKernel(checks: Check[]): boolean {
 }
 
 /** Loads every probe for real and reports each program's hook. */
-function checkProbes(checks: Check[]): boolean {
+function checkProbes(checks: Check[], disablePrograms: string[]): boolean {
   let addon: ReturnType<typeof loadAddon>;
   try {
     addon = loadAddon();
@@ -76,7 +76,7 @@ function checkProbes(checks: Check[]): boolean {
   checks.push({ area: 'build', item: 'native addon', status: 'ok', detail: `probes: ${addon.probeNames().join(', ')}` });
   let tracer;
   try {
-    tracer = new addon.Tracer({ ringBufferBytes: 1 << 16, onRecords: () => undefined });
+    tracer = new addon.Tracer({ ringBufferBytes: 1 << 16, disablePrograms, onRecords: () => undefined });
   } catch (e) {
     const err = e as Error & { code?: string };
     checks.push({ area: 'bpf', item: 'load probes', status: 'missing', detail: `${err.code}: ${err.message.split('\n')[0]}`,
@@ -99,6 +99,9 @@ function checkProbes(checks: Check[]): boolean {
         } else if (prog.attached) {
           anyAttached = true;
           checks.push({ area: 'bpf', item: `${p.name}: ${hook}`, status: 'ok', detail: 'loaded and attached' });
+        } else if (!prog.enabled) {
+          checks.push({ area: 'bpf', item: `${p.name}: ${hook}`, status: 'missing', detail: `disabled (${prog.name}): ${prog.error?.message.split('\n')[0] ?? 'by --disable'}`,
+            fix: 'the agent runs without this signal' });
         } else {
           checks.push({ area: 'bpf', item: `${p.name}: ${hook}`, status: 'missing', detail: prog.error?.message.split('\n')[0] ?? 'not attached',
             fix: 'the agent runs without this signal' });
@@ -150,10 +153,15 @@ async function checkPython(checks: Check[]): Promise<void> {
   }
 }
 
-export async function runDoctor(): Promise<DoctorReport> {
+export interface DoctorOptions {
+  /** Programs not to load, as `probe/program`: shows what the agent reports when a hook is missing. */
+  disablePrograms?: string[];
+}
+
+export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport> {
   const checks: Check[] = [];
   const basics = checkKernel(checks);
-  const probes = checkProbes(checks);
+  const probes = checkProbes(checks, opts.disablePrograms ?? []);
   checkFilesystems(checks);
   await checkPython(checks);
   return { checks, canRun: basics && probes };

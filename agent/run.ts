@@ -11,6 +11,8 @@ import { log, Logger } from './log';
 import { projectRoot } from './native';
 import { createBundleStore, BundleStore } from './store';
 import { createServer, PremortemServer, ServerHooks } from './server';
+import { holdsCapabilities, startServerProcess } from './server-process';
+import type { Feature } from './proto';
 
 export interface Running {
   agent: Agent;
@@ -25,6 +27,23 @@ export interface RunExtras {
   /** Extra routes (e.g. /metrics), installed on the server. */
   extraRoutes?: ServerHooks['extraRoutes'];
   staticDir?: string;
+  /**
+   * Serve HTTP/WebSocket from a child process that holds no capabilities
+   * (agent/server-process.ts). Default: on when this process holds any
+   * capability (root, or a user granted CAP_BPF/CAP_PERFMON).
+   */
+  privilegeSeparation?: boolean;
+}
+
+/** The store as a viewer feature: off (with the last error) while bundles cannot be written. */
+function storeFeature(store: BundleStore, lastWriteOkMs: number, unavailable: string | undefined): Feature {
+  const h = store.health();
+  if (unavailable && !h.writes) return { name: 'store', enabled: false, reason: unavailable };
+  const failing = h.lastError && h.lastError.tMs >= lastWriteOkMs;
+  return {
+    name: 'store', enabled: !failing,
+    reason: failing ? `${h.lastError!.code}: ${h.lastError!.message} (${h.errors} errors)` : h.errors ? `${h.errors} errors, recovered` : '',
+  };
 }
 
 export async function runPremortem(input: AgentOptionsInput, extras: RunExtras = {}): Promise<Running> {
@@ -32,30 +51,39 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
   const logger = extras.logger ?? log;
   const store = createBundleStore({ dir: options.dataDir, quotaBytes: options.quotaBytes, maxBundles: options.maxBundles,
     retentionDays: options.retentionDays, logger });
+  let storeUnavailable: string | undefined;
   try {
     await store.ready();
   } catch (e) {
     // The agent traces on without a writable data directory; health says why.
+    storeUnavailable = (e as Error).message;
     logger.error(`post-mortem store unavailable: ${(e as Error).message}`, { dir: options.dataDir });
   }
   const agent = createAgent(options, { store, logger });
   await agent.start();
+  let lastWriteOkMs = 0;
+  agent.on('bundle', () => { lastWriteOkMs = Date.now(); });
+  const features = () => [...agent.features(), storeFeature(store, lastWriteOkMs, storeUnavailable)];
 
   let server: PremortemServer | undefined;
   let url: string | undefined;
   if (options.port !== null) {
-    server = createServer({
-      host: options.host, port: options.port, token: options.token, store,
+    const hooks: ServerHooks = {
+      health: () => ({ ...agent.health(), features: features(), store: store.health() }),
+      features,
+      snapshot: () => agent.snapshot(),
+      history: (key, from, to) => agent.history(key, from, to),
+      extraRoutes: extras.extraRoutes,
+    };
+    const config = {
+      host: options.host, port: options.port, token: options.token,
       staticDir: extras.staticDir ?? path.join(projectRoot(), 'dist', 'viewer'),
-      agentVersion: AGENT_VERSION, intervalMs: options.intervalMs, windowMs: options.windowMs, logger, hostName: os.hostname(),
-      hooks: {
-        health: () => ({ ...agent.health(), store: store.health() }),
-        features: () => agent.features(),
-        snapshot: () => agent.snapshot(),
-        history: (key, from, to) => agent.history(key, from, to),
-        extraRoutes: extras.extraRoutes,
-      },
-    });
+      agentVersion: AGENT_VERSION, intervalMs: options.intervalMs, windowMs: options.windowMs, hostName: os.hostname(),
+    };
+    const separate = extras.privilegeSeparation ?? holdsCapabilities();
+    server = separate ? startServerProcess({ config, store, hooks, logger }) : createServer({ ...config, store, logger, hooks });
+    // The server child cannot call agent.snapshot(): it starts from this one and every later topology change.
+    if (separate) server.publishSnapshot(agent.snapshot());
     agent.on('tick', (delta) => server!.broadcastDelta(delta));
     agent.on('topology', () => server!.publishSnapshot(agent.snapshot()));
     agent.on('death', (d) => server!.broadcastDeath(d));
