@@ -14,7 +14,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { exportBundle, SERVICE_TRACK_PID } from '../agent/export-perfetto';
 import { loadCodec } from '../agent/proto-node';
-import type { Bundle } from '../agent/proto';
+import type { Bundle, Role } from '../agent/proto';
 import { produceRealBundle, RealBundle } from './helpers/real-bundle';
 import { main } from '../agent/cli';
 
@@ -193,7 +193,7 @@ test('the CLI writes the same trace: premortem export ID --format perfetto', asy
 test('a synthetic OOM post-mortem: GC pauses and slow wakeups as slices, OOM and exit as instants, sockets by state', () => {
   const codec = loadCodec();
   const t0 = 1_700_000_000_000;
-  const id = (pid: number, role: string, gen = 0) => ({ pid, startTicks: pid * 10, comm: role === 'master' ? 'gunicorn' : 'gunicorn: worker', role, generation: gen, serviceId: 'svc', cmdline: 'gunicorn app:app' });
+  const id = (pid: number, role: Role, gen = 0) => ({ pid, startTicks: pid * 10, comm: role === 'master' ? 'gunicorn' : 'gunicorn: worker', role, generation: gen, serviceId: 'svc', cmdline: 'gunicorn app:app' });
   const buckets = (n: number, f: (i: number) => object) => Array.from({ length: n }, (_, i) => ({ tMs: t0 + i * 1000, intervalMs: 1000, ...f(i) }));
   const bundle = codec.decodeBundle(codec.encodeBundle({
     id: 'synthetic-oom', agentVersion: 'test', host: 'h', kernel: '6.18', intervalMs: 1000, windowStartMs: t0, windowEndMs: t0 + 10_000,
