@@ -27,7 +27,7 @@ import { OomKind } from './probes/lifecycle';
 import { TcpEvent, TcpWatcher, TCP_EVENT_NAMES } from './probes/tcp';
 import { attachGcProbes } from './probes/pygc';
 import { findGcProbeTarget } from './python-usdt';
-import { bootUnixMs, readCmdline, readHost, readStat, CLK_TCK } from './procfs';
+import { bootUnixMs, readCmdline, readExe, readHost, readStat, CLK_TCK } from './procfs';
 import { memoryCgroupOf, readMemoryCgroup, MemoryCgroup } from './cgroup';
 import { readTcpSockets } from './sockets';
 import { bucketFrom, Cumulative, readCumulative, readRssLast } from './sampler';
@@ -142,6 +142,7 @@ class AgentImpl extends EventEmitter implements Agent {
   private loaded = new Set<string>();
   private probeFeatures: Feature[] = [];
   private gcTargets = new Map<string, { ok: boolean; reason: string; links: number[] }>();
+  private gcExesSeen = new Set<string>();
   private readonly workers = new Map<string, WorkerState>();
   private readonly pidToKey = new Map<number, string>();
   private readonly services = new Map<string, ServiceState>();
@@ -335,7 +336,7 @@ class AgentImpl extends EventEmitter implements Agent {
   }
 
   /** Starts tracking one process of a service (idempotent). */
-  private register(p: DiscoveredProcess, s: ServiceState, role: Role, comm?: string): WorkerState | undefined {
+  private register(p: DiscoveredProcess, s: ServiceState, role: Role, comm?: string, forked = false): WorkerState | undefined {
     const key = workerKey(p.pid, p.startTicks);
     const existing = this.workers.get(key);
     if (existing) {
@@ -391,7 +392,8 @@ class AgentImpl extends EventEmitter implements Agent {
     };
     this.workers.set(key, w);
     this.pidToKey.set(p.pid, key);
-    this.attachGc(p.pid);
+    // A forked child runs its parent's interpreter: nothing new to attach until it execs.
+    if (!forked) this.attachGc(p.pid);
     this.emit('topology');
     return w;
   }
@@ -399,6 +401,13 @@ class AgentImpl extends EventEmitter implements Agent {
   /** GC probes attach once per interpreter binary (every process using it), not per pid. */
   private attachGc(pid: number): void {
     if (!this.loaded.has('pygc')) return;
+    // One ELF inspection per executable: pools run many processes of one interpreter.
+    const exe = readExe(pid);
+    if (exe && this.gcExesSeen.has(exe)) return;
+    if (exe) {
+      if (this.gcExesSeen.size >= 1024) this.gcExesSeen.clear(); // bound
+      this.gcExesSeen.add(exe);
+    }
     let target;
     try {
       target = findGcProbeTarget(pid);
@@ -507,7 +516,7 @@ class AgentImpl extends EventEmitter implements Agent {
     if (!s) return;
     const startTicks = Math.floor(r.childStartNs / (1e9 / CLK_TCK));
     if (parent.identity.role === 'standalone') parent.identity.role = 'master';
-    const w = this.register({ pid: r.childPid, startTicks, ppid: r.parentPid, comm: r.childComm, cmdline: [], exe: '' }, s, 'worker', r.childComm);
+    const w = this.register({ pid: r.childPid, startTicks, ppid: r.parentPid, comm: r.childComm, cmdline: [], exe: '' }, s, 'worker', r.childComm, true);
     if (w) this.log.debug('worker forked', { service: s.service.name, pid: r.childPid, generation: w.identity.generation });
   }
 
@@ -518,6 +527,7 @@ class AgentImpl extends EventEmitter implements Agent {
     const cmd = readCmdline(r.pid);
     if (cmd) w.identity.cmdline = cmd.join(' ').slice(0, 512);
     if (w.identity.role === 'worker' && NOT_A_WORKER.test(w.identity.cmdline)) this.retire(w, true);
+    else this.attachGc(r.pid);
   }
 
   private onSignal(r: SignalRecord): void {

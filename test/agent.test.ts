@@ -188,6 +188,24 @@ test('uvicorn --workers 2: both workers found; a worker killed by another proces
   await killGroup(master);
 });
 
+test('GC pauses of a gunicorn worker on an interpreter with USDT probes reach its timeline', async () => {
+  const port = await freePort();
+  const master = gunicorn(app, port, ['-w', '1']);
+  await ready(port);
+  const [worker] = await workersOf(master, 1);
+  await tracked(worker);
+  expect(agent.features().some((f) => f.name.startsWith('gc-usdt /usr/bin/python3') && f.enabled)).toBe(true);
+  for (let i = 0; i < 3; i++) expect((await get(port, '/gc')).status).toBe(200);
+  const key = agent.snapshot().workers.find((w) => w.identity?.pid === worker)!;
+  const buckets = await waitFor(() => {
+    const b = agent.history(`${worker}:${key.identity!.startTicks}`, 0, Infinity).timelines[0]?.buckets ?? [];
+    return b.reduce((n, x) => n + x.gcPauses, 0) >= 3 ? b : undefined;
+  }, 5000, 'GC pauses in the timeline');
+  const paused = buckets.filter((b) => b.gcPauses > 0);
+  expect(Math.max(...paused.map((b) => b.gcMaxPauseNs))).toBeGreaterThan(100_000); // a 200k-cycle collection takes > 0.1 ms
+  await killGroup(master);
+});
+
 test('the agent keeps its memory within the documented bound', () => {
   const h = agent.health();
   expect(h.memory.timelineBytes).toBeLessThan(h.trackedProcesses * 250 * 1024 + 1024 * 1024);

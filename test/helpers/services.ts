@@ -35,6 +35,15 @@ def block(seconds):
     time.sleep(seconds)
     return "done"
 
+@app.route("/gc")
+def collect():
+    import gc
+    junk = []
+    for _ in range(200000):
+        a = []; a.append(a); junk.append(a)  # cycles only the collector frees
+    del junk
+    return "collected %d" % gc.collect()
+
 @app.route("/crash")
 def crash():
     ctypes.string_at(0)
