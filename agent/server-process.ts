@@ -203,7 +203,7 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
     pending = 0;
     post(c, { t: 'init', config });
     if (lastSnapshot) post(c, { t: 'snapshot', s: lastSnapshot });
-    pushState(true);
+    pushState(true, c);
     return c;
   }
 
@@ -226,12 +226,12 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
     }
   }
 
-  function pushState(force = false): void {
+  function pushState(force = false, to = child): void {
     const state = { features: hooks.features?.() ?? [], storeHealth: store?.health() ?? null };
     const text = JSON.stringify(state);
     if (!force && text === lastState) return;
     lastState = text;
-    post(child, { t: 'state', ...state });
+    post(to, { t: 'state', ...state });
   }
 
   async function answer(c: ChildProcess, m: Extract<ChildMsg, { t: 'req' }>): Promise<void> {
