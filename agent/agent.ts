@@ -16,7 +16,7 @@ import { Cooldown, marker, restartStorm, serviceMarkers, workerMarkers } from '.
 import { log as defaultLog, Logger } from './log';
 import { loadAddon, Tracer } from './native';
 import type { Death, Feature, HostBucket, Identity, IncidentSummary, Marker, Role, Service, ServiceKind, Snapshot, Verdict, Worker } from './proto';
-import { decodeBatch, RecordType } from './records';
+import { decodeBatch, RecordType, RECORD_TYPE_NAMES } from './records';
 import type { AnyRecord } from './probes';
 import type { ExitRecord, ForkRecord, OomRecord, SignalRecord, ExecRecord } from './probes/lifecycle';
 import type { RunqSlowRecord } from './probes/runqlat';
@@ -160,6 +160,7 @@ class AgentImpl extends EventEmitter implements Agent {
   private lastCapWarnMs = 0;
   private dropHistory: Array<[number, number]> = [];
   private droppedSeen = 0;
+  private droppedByType: number[] = [];
   private errors: Record<string, number> = {};
   private startedMs = 0;
   private stopped = false;
@@ -846,8 +847,13 @@ class AgentImpl extends EventEmitter implements Agent {
         { dropped: this.droppedThisInterval, droppedTotal });
       this.hostMarkers.push(m);
       this.pendingMarkers.push(m);
-      this.emit('lost', { probe: 'all', dropped: this.droppedThisInterval, tMs, droppedTotal });
+      // One notice per record type that lost records, named after the record.
+      stats.dropped.forEach((n, type) => {
+        const delta = n - (this.droppedByType[type] ?? 0);
+        if (delta > 0) this.emit('lost', { probe: RECORD_TYPE_NAMES[type] ?? `type ${type}`, dropped: delta, tMs, droppedTotal });
+      });
     }
+    this.droppedByType = stats.dropped.slice();
     this.droppedSeen = droppedTotal;
     this.dropHistory.push([tMs, droppedTotal]);
     if (this.dropHistory.length > MAX_DROP_HISTORY) this.dropHistory.shift();
