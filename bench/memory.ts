@@ -1,0 +1,97 @@
+/**
+ * Agent memory at idle (item 2): `premortem run` tracking 0, 16 and 256 idle
+ * Python workers (python3.11 children forked by one master), with every
+ * timeline ring full. The ring holds windowMs / intervalMs buckets (600 with
+ * the defaults 10 min / 1 s); to fill it in a minute instead of ten, the agent
+ * runs with --interval-ms 100 --window-s 60: the same 600 buckets per timeline,
+ * so the same memory, filled 10x faster. The fill is checked by asking the
+ * agent for one worker's history over the WebSocket.
+ *
+ * Reported: the agent's RSS (/proc/PID/status VmRSS), its V8 heap and
+ * timeline bytes (/api/health), and the BPF map memory it holds (memlock of
+ * every map fd in /proc/PID/fdinfo, each map once).
+ */
+import type { ServerMessage } from '../agent/proto';
+import { loadCodec } from '../agent/proto-node';
+import { connectViewer, startAgent, waitTracked } from './agentproc';
+import { bpfObjectsOf, cpuMeter, log, round, rssBytes, sleep } from './lib';
+import { AppDir, idlePool, Service } from './services';
+
+export interface MemoryOptions {
+  counts: number[];
+  intervalMs: number;
+  windowS: number;
+}
+
+export interface MemoryResult {
+  workers: number;
+  trackedAlive: number;
+  intervalMs: number;
+  windowS: number;
+  bucketsPerTimeline: number;
+  /** Buckets the agent returned for one worker's whole window (== bucketsPerTimeline when full). */
+  bucketsFilled: number | null;
+  rssMiB: number;
+  heapUsedMiB: number;
+  timelineMiB: number;
+  bpfMapMiB: number;
+  bpfMaps: number;
+  /** Agent CPU while idle-tracking, % of one core, at this (10x faster) interval. */
+  agentCpuPct: number;
+}
+
+async function historyBuckets(wsUrl: string, windowS: number): Promise<number | null> {
+  const codec = loadCodec();
+  let key: string | undefined;
+  let resolveHist: (n: number) => void;
+  const got = new Promise<number>((r) => (resolveHist = r));
+  const v = await connectViewer(wsUrl, (m: ServerMessage) => {
+    if (m.body === 'snapshot' && !key) {
+      const w = m.snapshot!.workers.find((x) => x.state === 'alive' && x.identity?.role === 'worker');
+      if (!w) return resolveHist(-1);
+      key = `${w.identity!.pid}:${w.identity!.startTicks}`;
+      const now = Date.now();
+      v.ws.send(codec.encodeClientMessage({ historyRequest: { requestId: 1, workerKey: key, fromMs: now - windowS * 1000 - 5000, toMs: now + 1000 } }));
+    } else if (m.body === 'history') resolveHist(m.history!.timelines[0]?.buckets.length ?? 0);
+  });
+  try {
+    const n = await Promise.race([got, sleep(10000).then(() => -1)]);
+    return n < 0 ? null : n;
+  } finally {
+    v.close();
+  }
+}
+
+export async function runMemory(app: AppDir, o: MemoryOptions): Promise<MemoryResult[]> {
+  const out: MemoryResult[] = [];
+  for (const n of o.counts) {
+    let pool: Service | undefined;
+    let agent;
+    try {
+      if (n > 0) pool = await idlePool(app, n);
+      agent = await startAgent({ match: app.match, intervalMs: o.intervalMs, windowS: o.windowS, bundleWindowS: Math.max(1, Math.floor(o.windowS / 2)) });
+      if (n > 0) await waitTracked(agent, n + 1, 60000);
+      const meter = cpuMeter([agent.pid]);
+      log(`memory: ${n} idle workers tracked; filling ${o.windowS * 1000 / o.intervalMs} buckets (${o.windowS} s)`);
+      await sleep(o.windowS * 1000 + 3 * o.intervalMs + 1000);
+      const cpu = meter.pct();
+      const h = await agent.health();
+      const maps = bpfObjectsOf(agent.pid).maps;
+      const mapBytes = [...maps.values()].reduce((a, b) => a + b, 0);
+      const filled = n > 0 ? await historyBuckets(agent.wsUrl!, o.windowS) : null;
+      const r: MemoryResult = {
+        workers: n, trackedAlive: h.trackedWorkersAlive, intervalMs: o.intervalMs, windowS: o.windowS,
+        bucketsPerTimeline: (o.windowS * 1000) / o.intervalMs, bucketsFilled: filled,
+        rssMiB: round(rssBytes(agent.pid) / 2 ** 20, 1)!, heapUsedMiB: round(h.memory.heapUsedBytes / 2 ** 20, 1)!,
+        timelineMiB: round(h.memory.timelineBytes / 2 ** 20, 2)!, bpfMapMiB: round(mapBytes / 2 ** 20, 1)!, bpfMaps: maps.size,
+        agentCpuPct: round(cpu, 2)!,
+      };
+      log(`memory: ${n} workers: RSS ${r.rssMiB} MiB, heap ${r.heapUsedMiB} MiB, timelines ${r.timelineMiB} MiB, BPF maps ${r.bpfMapMiB} MiB, buckets ${filled}/${r.bucketsPerTimeline}, cpu ${r.agentCpuPct} %`);
+      out.push(r);
+    } finally {
+      await agent?.stop();
+      await pool?.stop();
+    }
+  }
+  return out;
+}

@@ -1,0 +1,154 @@
+/**
+ * The benchmark's results: one JSON document, a Markdown summary (the same
+ * tables the terminal shows) and the targets, each met, missed or
+ * inconclusive, with the figure that decided it.
+ */
+import type { IngestResult } from './ingest';
+import type { LatencyResult } from './latency';
+import type { MemoryResult } from './memory';
+import type { WorkloadResult } from './overhead';
+import type { ProgCostResult } from './progcost';
+
+export const SCHEMA = 'premortem-bench/1';
+
+export interface Target {
+  id: string;
+  what: string;
+  target: string;
+  measured: string;
+  status: 'met' | 'missed' | 'inconclusive' | 'not run';
+  note?: string;
+}
+
+export interface BenchResults {
+  schema: typeof SCHEMA;
+  startedAt: string;
+  finishedAt: string;
+  machine: { cpus: number; kernel: string; node: string; loadAvgAtStart: number[] };
+  options: Record<string, unknown>;
+  overhead: WorkloadResult[] | null;
+  memory: MemoryResult[] | null;
+  ingest: IngestResult | null;
+  latency: LatencyResult | null;
+  programCost: ProgCostResult | null;
+  targets: Target[];
+  errors: Array<{ step: string; error: string }>;
+}
+
+const f = (x: number | null | undefined, d = 2) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
+const pct = (x: number | null | undefined) => (x === null || x === undefined ? '–' : `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`);
+const M = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : `${Math.round(x)}`);
+
+export function evaluateTargets(r: Omit<BenchResults, 'targets'>): Target[] {
+  const t: Target[] = [];
+  const wl = (n: string) => r.overhead?.find((w) => w.name === n);
+  const cond = (n: string, c = 'premortem') => wl(n)?.conditions.find((x) => x.condition === c);
+  for (const n of ['W1', 'W2']) {
+    const w = wl(n), c = cond(n);
+    const st = (ok: boolean): Target['status'] => (!c || c.rpsRatio === null ? 'not run' : w!.inconclusive ? 'inconclusive' : ok ? 'met' : 'missed');
+    t.push({ id: `${n}-rps`, what: `${n} requests/s ratio, premortem vs none`, target: '≥ 0.98', measured: f(c?.rpsRatio, 3),
+      status: st((c?.rpsRatio ?? 0) >= 0.98), note: w?.inconclusiveReason });
+    t.push({ id: `${n}-p99`, what: `${n} p99 latency ratio, premortem vs none`, target: '≤ 1.10', measured: f(c?.p99Ratio, 3),
+      status: st((c?.p99Ratio ?? Infinity) <= 1.1), note: w?.inconclusiveReason });
+    t.push({ id: `${n}-ctxt`, what: `${n} context switches per request, premortem vs none`, target: '≤ +5 %', measured: pct(c?.ctxtInflationPerRequest),
+      status: st((c?.ctxtInflationPerRequest ?? Infinity) <= 0.05), note: w?.inconclusiveReason });
+  }
+  const c1 = cond('W1');
+  t.push({ id: 'W1-cpu', what: 'agent CPU on W1 (user+system, one viewer)', target: '≤ 2 % of one core', measured: c1 ? `${f(c1.tracerCpuPct, 2)} %` : '–',
+    status: !c1 || c1.tracerCpuPct === null ? 'not run' : c1.tracerCpuPct <= 2 ? 'met' : 'missed' });
+  const w3 = wl('W3');
+  if (w3) {
+    const runs = w3.runs.filter((x) => x.lifecycle && x.condition.startsWith('premortem'));
+    const exact = runs.filter((x) => x.lifecycle!.exact).length;
+    const exits = runs.reduce((a, x) => a + x.lifecycle!.independentExits, 0);
+    const ooms = runs.reduce((a, x) => a + x.lifecycle!.independentOomKills, 0);
+    t.push({ id: 'W3-exact', what: 'W3 exits and OOM kills judged by the agent = independent count', target: 'exact in every premortem run',
+      measured: `${exact}/${runs.length} runs exact (${exits} exits, ${ooms} OOM kills)`, status: !runs.length ? 'not run' : exact === runs.length ? 'met' : 'missed' });
+  } else t.push({ id: 'W3-exact', what: 'W3 exits and OOM kills = independent count', target: 'exact', measured: '–', status: 'not run' });
+  const m256 = r.memory?.find((m) => m.workers === 256);
+  t.push({ id: 'memory-256', what: 'agent RSS, 256 idle workers tracked, window full', target: '≤ 150 MiB',
+    measured: m256 ? `${f(m256.rssMiB, 1)} MiB (+ ${f(m256.bpfMapMiB, 1)} MiB BPF maps)` : '–', status: !m256 ? 'not run' : m256.rssMiB <= 150 ? 'met' : 'missed' });
+  t.push({ id: 'ingest', what: 'ingest at zero loss, kernel → native → decoded JS', target: '≥ 3 M records/s',
+    measured: r.ingest ? `${M(r.ingest.bestZeroLossPerSec)}/s; accounting ${r.ingest.accountingExact ? 'exact' : 'MISMATCH'}` : '–',
+    status: !r.ingest ? 'not run' : r.ingest.bestZeroLossPerSec >= 3e6 && r.ingest.accountingExact ? 'met' : 'missed' });
+  t.push({ id: 'latency-event', what: 'kernel event → viewer frame p99 (1 s buckets)', target: '≤ 1500 ms',
+    measured: r.latency ? `${f(r.latency.signals.p99Ms, 0)} ms (${r.latency.signals.seen}/${r.latency.signals.sent} seen)` : '–',
+    status: !r.latency || r.latency.signals.p99Ms === null ? 'not run' : r.latency.signals.p99Ms <= 1500 && r.latency.signals.seen === r.latency.signals.sent ? 'met' : 'missed' });
+  t.push({ id: 'latency-bundle', what: 'worker death → bundle on disk p99', target: '≤ 1000 ms',
+    measured: r.latency ? `${f(r.latency.deaths.fileP99Ms, 0)} ms (${r.latency.deaths.bundles}/${r.latency.deaths.killed} bundles)` : '–',
+    status: !r.latency || r.latency.deaths.fileP99Ms === null ? 'not run' : r.latency.deaths.fileP99Ms <= 1000 && r.latency.deaths.bundles === r.latency.deaths.killed ? 'met' : 'missed' });
+  const sched = r.programCost?.schedulerHooks.filter((h) => h.premortemNsPerEvent !== null) ?? [];
+  const worst = sched.reduce((a, h) => Math.max(a, h.premortemNsPerEvent!), 0);
+  t.push({ id: 'sched-cost', what: 'premortem ns per scheduler event (all programs on the hook)', target: '≤ 1000 ns',
+    measured: sched.length ? sched.map((h) => `${h.hook} ${h.premortemNsPerEvent} ns`).join(', ') : '–',
+    status: !sched.length ? 'not run' : worst <= 1000 ? 'met' : 'missed' });
+  return t;
+}
+
+export function markdown(r: BenchResults): string {
+  const L: string[] = [];
+  L.push('# premortem benchmarks', '');
+  L.push(`Run ${r.startedAt} → ${r.finishedAt} on ${r.machine.cpus} CPUs, kernel ${r.machine.kernel}, Node ${r.machine.node}; load average at start ${r.machine.loadAvgAtStart.map((x) => x.toFixed(2)).join(' ')}.`);
+  L.push(`Options: \`${JSON.stringify(r.options)}\`. Produced by \`npm run bench\` (bench/run.ts); JSON and Markdown in bench/results/.`, '');
+  L.push('## Targets', '', '| target | measured | goal | status |', '|---|---|---|---|');
+  for (const t of r.targets) L.push(`| ${t.what} | ${t.measured} | ${t.target} | **${t.status}**${t.note ? ` (${t.note})` : ''} |`);
+  L.push('');
+  if (r.overhead) {
+    L.push('## 1. Overhead on real Python services', '');
+    L.push('Paired runs: each tracer run is bracketed by no-tracer runs, its baseline is their mean; figures are medians over rounds. '
+      + 'Tracer CPU is user+system of the tracer\'s processes from /proc/PID/stat (% of one core); context switches from /proc/stat `ctxt`, per request (and per second), paired the same way.', '');
+    for (const w of r.overhead) {
+      L.push(`### ${w.name} — ${w.description}`, '');
+      L.push(`Baseline (none): median ${f(w.baseline.rpsMedian, 0)} req/s (min ${f(w.baseline.rpsMin, 0)}, max ${f(w.baseline.rpsMax, 0)}, CV ${f((w.baseline.rpsCv ?? 0) * 100, 1)} %, ${w.baseline.runs} runs), p99 ${f(w.baseline.p99MsMedian, 2)} ms.`
+        + (w.inconclusive ? ` **Inconclusive**: ${w.inconclusiveReason}.` : ''), '');
+      L.push('| condition | pairs | req/s ratio | p99 ratio | tracer CPU % | ctxt/request | ctxt/s |' + (w.name === 'W3' ? ' lifecycle exact |' : ''),
+        '|---|---|---|---|---|---|---|' + (w.name === 'W3' ? '---|' : ''));
+      for (const c of w.conditions)
+        L.push(`| ${c.condition} | ${c.pairs} | ${f(c.rpsRatio, 3)} | ${f(c.p99Ratio, 3)} | ${f(c.tracerCpuPct, 2)} | ${pct(c.ctxtInflationPerRequest)} | ${pct(c.ctxtInflationPerSec)} |`
+          + (w.name === 'W3' ? ` ${c.lifecycleExact ? `${c.lifecycleExact.exact}/${c.lifecycleExact.runs}` : '–'} |` : ''));
+      L.push('');
+    }
+  }
+  if (r.memory) {
+    L.push('## 2. Agent memory at idle', '');
+    L.push('`premortem run` tracking N idle python3.11 workers (one master, N forked children), after the timeline rings filled: '
+      + `--interval-ms ${r.memory[0]?.intervalMs} --window-s ${r.memory[0]?.windowS} = ${r.memory[0]?.bucketsPerTimeline} buckets per timeline `
+      + '(the default 10 min / 1 s window holds 600; a shorter interval with the same bucket count fills the same memory faster). '
+      + 'BPF map memory: memlock of every map fd the agent holds (/proc/PID/fdinfo). Agent CPU here is at the shortened interval (10 ticks/s).', '');
+    L.push('| workers | tracked | buckets filled | RSS MiB | V8 heap MiB | timelines MiB | BPF maps MiB (maps) | agent CPU % |', '|---|---|---|---|---|---|---|---|');
+    for (const m of r.memory)
+      L.push(`| ${m.workers} | ${m.trackedAlive} | ${m.bucketsFilled ?? '–'}/${m.bucketsPerTimeline} | ${f(m.rssMiB, 1)} | ${f(m.heapUsedMiB, 1)} | ${f(m.timelineMiB, 2)} | ${f(m.bpfMapMiB, 1)} (${m.bpfMaps}) | ${f(m.agentCpuPct, 2)} |`);
+    L.push('');
+  }
+  if (r.ingest) {
+    L.push('## 3. Ingest: kernel → native → decoded JS', '');
+    L.push('Synthetic records from bpf/flood.bpf.c (a paced python3.11 producer), decoded in JS; the last run overloads a 256 KiB ring with a slow consumer to check produced = delivered + dropped.', '');
+    L.push('| run | produced | delivered/s | dropped | consumer CPU % | produced = delivered + dropped |', '|---|---|---|---|---|---|');
+    for (const x of r.ingest.runs) L.push(`| ${x.name} | ${M(x.produced)} | ${M(x.deliveredPerSec)} | ${M(x.dropped)} | ${x.agentCpuPct.toFixed(0)} | ${x.exact ? 'exact' : 'MISMATCH'} |`);
+    L.push('', `Best zero-loss rate: **${M(r.ingest.bestZeroLossPerSec)} records/s**.`, '');
+  }
+  if (r.latency) {
+    const l = r.latency;
+    L.push('## 4. Latency', '');
+    L.push('| path | n | p50 ms | p99 ms | max ms |', '|---|---|---|---|---|');
+    L.push(`| signal to a tracked worker → Delta frame at a WebSocket client (${l.intervalMs} ms buckets) | ${l.signals.seen}/${l.signals.sent} | ${f(l.signals.p50Ms, 0)} | ${f(l.signals.p99Ms, 0)} | ${f(l.signals.maxMs, 0)} |`);
+    L.push(`| SIGKILL of a tracked worker → bundle file on disk | ${l.deaths.bundles}/${l.deaths.killed} | ${f(l.deaths.fileP50Ms, 0)} | ${f(l.deaths.fileP99Ms, 0)} | ${f(l.deaths.fileMaxMs, 0)} |`);
+    L.push(`| SIGKILL of a tracked worker → BundleReady frame at the client | ${l.deaths.bundles}/${l.deaths.killed} | ${f(l.deaths.frameP50Ms, 0)} | ${f(l.deaths.frameP99Ms, 0)} | – |`, '');
+  }
+  if (r.programCost) {
+    const p = r.programCost;
+    L.push('## 5. Per-program cost (kernel.bpf_stats_enabled)', '');
+    L.push(`premortem and libbpf-tools attached together to the same ${p.seconds} s of load (wrk on tracked gunicorn with recycling, dd oflag=direct, a tracked python touching memory and churning the GC). ns/event = Δrun_time_ns / Δrun_cnt.`, '');
+    L.push('| scheduler hook | premortem ns/event (all its programs) | libbpf-tools runqlat ns/event |', '|---|---|---|');
+    for (const h of p.schedulerHooks) L.push(`| ${h.hook} | ${h.premortemNsPerEvent ?? '–'} (${h.premortemPrograms.join(', ') || '–'}) | ${h.libbpfToolsNsPerEvent ?? '–'} |`);
+    L.push('', '| owner | program | hook | events | ns/event |', '|---|---|---|---|---|');
+    for (const x of p.programs) L.push(`| ${x.owner} | ${x.program} | ${x.hook} | ${x.events} | ${x.nsPerEvent ?? '–'} |`);
+    L.push('');
+  }
+  if (r.errors.length) {
+    L.push('## Steps that failed', '');
+    for (const e of r.errors) L.push(`- ${e.step}: ${e.error}`);
+    L.push('');
+  }
+  return L.join('\n');
+}
