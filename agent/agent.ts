@@ -15,7 +15,7 @@ import { buildBundle, TimelineSource } from './bundle';
 import { Cooldown, marker, restartStorm, serviceMarkers, workerMarkers } from './detectors';
 import { log as defaultLog, Logger } from './log';
 import { loadAddon, Tracer } from './native';
-import type { Death, Feature, HostBucket, Identity, IncidentSummary, Marker, Role, Service, ServiceKind, Snapshot, Verdict, Worker } from './proto';
+import type { Death, Feature, HostBucket, Identity, IncidentSummary, Marker, Role, Service, ServiceBucket, ServiceKind, Snapshot, Verdict, Worker } from './proto';
 import { decodeBatch, RecordType, RECORD_TYPE_NAMES } from './records';
 import type { AnyRecord } from './probes';
 import type { ExitRecord, ForkRecord, OomRecord, SignalRecord, ExecRecord } from './probes/lifecycle';
@@ -115,11 +115,19 @@ export interface Agent extends EventEmitter {
   snapshot(): Snapshot;
   features(): Feature[];
   health(): AgentHealth;
-  history(workerKey: string, fromMs: number, toMs: number): { timelines: Array<{ identity: Identity; buckets: ReturnType<WorkerTimeline['buckets']> }>; markers: Marker[] };
+  /** A worker's buckets and markers between two times; also its service's and the host's when asked. */
+  history(workerKey: string, fromMs: number, toMs: number, also?: { serviceId?: string; host?: boolean }): HistoryAnswer;
   /** Tracks one process now (explicit --pid). */
   trackPid(pid: number): boolean;
   /** The native tracer once started (tools and tests that drive probe maps, e.g. flood_cfg). */
   nativeTracer(): Tracer | undefined;
+}
+
+export interface HistoryAnswer {
+  timelines: Array<{ identity: Identity; buckets: ReturnType<WorkerTimeline['buckets']> }>;
+  markers: Marker[];
+  serviceBuckets: ServiceBucket[];
+  hostBuckets: HostBucket[];
 }
 
 export interface AgentDeps {
@@ -964,10 +972,23 @@ class AgentImpl extends EventEmitter implements Agent {
     return { tMs: Date.now(), services: [...this.services.values()].map((s) => s.service), workers };
   }
 
-  history(key: string, fromMs: number, toMs: number) {
-    const w = this.workers.get(key);
-    if (!w) return { timelines: [], markers: [] };
-    return { timelines: [{ identity: w.identity, buckets: w.timeline.buckets(fromMs, toMs) }], markers: w.markers.between(fromMs, toMs) };
+  history(key: string, fromMs: number, toMs: number, also: { serviceId?: string; host?: boolean } = {}): HistoryAnswer {
+    const out: HistoryAnswer = { timelines: [], markers: [], serviceBuckets: [], hostBuckets: [] };
+    const w = key ? this.workers.get(key) : undefined;
+    if (w) {
+      out.timelines.push({ identity: w.identity, buckets: w.timeline.buckets(fromMs, toMs) });
+      out.markers.push(...w.markers.between(fromMs, toMs));
+    }
+    const s = also.serviceId ? this.services.get(also.serviceId) : undefined;
+    if (s) {
+      out.serviceBuckets = s.timeline.buckets(fromMs, toMs);
+      out.markers.push(...s.markers.between(fromMs, toMs));
+    }
+    if (also.host) {
+      out.hostBuckets = this.host.buckets(fromMs, toMs);
+      out.markers.push(...this.hostMarkers.between(fromMs, toMs));
+    }
+    return out;
   }
 
   health(): AgentHealth {

@@ -124,6 +124,7 @@ export interface BundleReady { incident?: IncidentSummary }
 export interface Lost { probe: string; dropped: number; tMs: number; droppedTotal: number }
 export interface History {
   requestId: number; timelines: WorkerTimeline[]; markers: Marker[]; fromMs: number; toMs: number;
+  serviceBuckets: ServiceBucket[]; hostBuckets: HostBucket[];
 }
 export interface ProtoErrorMessage { code: string; message: string }
 
@@ -138,7 +139,7 @@ export interface ServerMessage {
 }
 export interface Subscribe { workerKeys: string[]; serviceIds: string[]; all: boolean }
 export interface Unsubscribe { workerKeys: string[]; serviceIds: string[]; all: boolean }
-export interface HistoryRequest { requestId: number; workerKey: string; fromMs: number; toMs: number }
+export interface HistoryRequest { requestId: number; workerKey: string; fromMs: number; toMs: number; serviceId: string; host: boolean }
 export type ClientBody = 'subscribe' | 'unsubscribe' | 'historyRequest';
 export interface ClientMessage {
   protocolVersion: number;

@@ -83,7 +83,7 @@ async function start(c: ChildServerConfig): Promise<void> {
     health: () => ask('health'),
     features: () => features,
     snapshot: () => (snapshot ?? { tMs: Date.now() }) as never,
-    history: (key, from, to) => ask('history', key, from, to),
+    history: (key, from, to, also) => ask('history', key, from, to, also),
   };
   if (c.hasExtraRoutes) {
     hooks.extraRoutes = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => {

@@ -241,8 +241,8 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
       switch (m.op) {
         case 'health': value = (await hooks.health?.()) ?? {}; break;
         case 'history': {
-          const [key, from, to] = m.args as [string, number, number];
-          value = hooks.history ? await hooks.history(key, from, to) : { timelines: [], markers: [] };
+          const [key, from, to, also] = m.args as [string, number, number, { serviceId: string; host: boolean } | undefined];
+          value = hooks.history ? await hooks.history(key, from, to, also) : { timelines: [], markers: [] };
           break;
         }
         case 'list': value = store ? await store.list() : []; break;

@@ -86,7 +86,7 @@ export interface ServerHooks {
   /** The topology for a client that connects before any publishSnapshot(). */
   snapshot?: () => DeepPartial<Snapshot>;
   /** Answer to a HistoryRequest. */
-  history?: (workerKey: string, fromMs: number, toMs: number) => DeepPartial<History> | Promise<DeepPartial<History>>;
+  history?: (workerKey: string, fromMs: number, toMs: number, also?: { serviceId: string; host: boolean }) => DeepPartial<History> | Promise<DeepPartial<History>>;
   /**
    * Extra authenticated routes (e.g. GET /metrics). Return true when the
    * request was answered. Runs after the token/Origin checks, before static files.
@@ -690,7 +690,7 @@ export function createServer(options: ServerOptions = {}): PremortemServer {
     }
     client.historyInFlight++;
     try {
-      const history = await hooks.history(h.workerKey, h.fromMs, h.toMs);
+      const history = await hooks.history(h.workerKey, h.fromMs, h.toMs, { serviceId: h.serviceId, host: h.host });
       sendMessage(client, { history: { fromMs: h.fromMs, toMs: h.toMs, ...history, requestId: h.requestId } });
     } catch (err) {
       sendClientError(client, (err as { code?: string }).code ?? 'PREMORTEM_ERR_HISTORY', (err as Error).message);

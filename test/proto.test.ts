@@ -86,11 +86,11 @@ const delta: Required<Delta> = {
 const death: Required<Death> = { identity, verdict, bundleId: bundle.id, tMs: 1764170003000 };
 const bundleReady: Required<BundleReady> = { incident };
 const lost: Required<Lost> = { probe: 'runqlat', dropped: 1000, tMs: 1764170001000, droppedTotal: 5000 };
-const history: Required<History> = { requestId: 7, timelines: [timeline], markers: [marker], fromMs: 1, toMs: 2 };
+const history: Required<History> = { requestId: 7, timelines: [timeline], markers: [marker], fromMs: 1, toMs: 2, serviceBuckets: [], hostBuckets: [] };
 const errorMessage: Required<ProtoErrorMessage> = { code: 'PREMORTEM_ERR_X', message: 'x' };
 const subscribe: Required<Subscribe> = { workerKeys: ['4242:1099511627783'], serviceIds: ['gunicorn:8000'], all: false };
 const unsubscribe: Required<Unsubscribe> = { workerKeys: ['1:2'], serviceIds: [], all: true };
-const historyRequest: Required<HistoryRequest> = { requestId: 7, workerKey: '4242:1099511627783', fromMs: 10, toMs: 20 };
+const historyRequest: Required<HistoryRequest> = { requestId: 7, workerKey: '4242:1099511627783', fromMs: 10, toMs: 20, serviceId: 'svc', host: true };
 
 describe('schema and TypeScript types stay in step', () => {
   const samples: Record<string, object> = {

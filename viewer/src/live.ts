@@ -24,6 +24,8 @@ const MAX_POINTS_CAP = 3600;
 const MAX_MARKERS = 5000;
 /** History requests in flight (the agent allows 2 per client). */
 const HISTORY_IN_FLIGHT = 2;
+/** History keys of services (not workers) start with this. */
+const SERVICE_HISTORY = 'svc:';
 /** Workers whose history is fetched after (re)connecting. */
 const MAX_HISTORY_WORKERS = 64;
 /** Dead workers listed per service in the sidebar. */
@@ -74,6 +76,7 @@ export class LiveApp {
   private historyInFlight = new Map<number, string>();
   private nextRequestId = 1;
   private historyDone = new Set<string>();
+  private hostHistoryAsked = false;
 
   // DOM
   private readonly root: HTMLElement;
@@ -141,6 +144,7 @@ export class LiveApp {
       this.historyInFlight.clear();
       this.historyQueue = [];
       this.historyDone.clear(); // after a reconnect, refill what was missed
+      this.hostHistoryAsked = false;
     }
     this.renderStatus();
     this.renderBanners();
@@ -288,7 +292,9 @@ export class LiveApp {
   private queueHistory(): void {
     const alive = [...this.workers.entries()].filter(([, w]) => w.state === 'alive').map(([k]) => k);
     const ordered = [this.selectedWorker, ...alive].filter((k): k is string => !!k && alive.includes(k));
-    for (const k of ordered.slice(0, MAX_HISTORY_WORKERS)) {
+    // Services (and, with the first, the host) too: their charts start empty otherwise.
+    const svcs = [...this.services.keys()].map((id) => `${SERVICE_HISTORY}${id}`);
+    for (const k of [...svcs, ...ordered.slice(0, MAX_HISTORY_WORKERS)]) {
       if (this.historyDone.has(k) || this.historyQueue.includes(k) || [...this.historyInFlight.values()].includes(k)) continue;
       this.historyQueue.push(k);
     }
@@ -301,7 +307,11 @@ export class LiveApp {
       const requestId = this.nextRequestId++;
       const now = Date.now();
       const from = now - Math.min(this.hello?.windowMs || 600_000, this.maxPoints() * this.interval());
-      if (!this.conn.send({ historyRequest: { requestId, workerKey: key, fromMs: from, toMs: now } })) break;
+      const serviceId = key.startsWith(SERVICE_HISTORY) ? key.slice(SERVICE_HISTORY.length) : '';
+      const host = serviceId !== '' && !this.hostHistoryAsked;
+      const req = serviceId ? { requestId, workerKey: '', serviceId, host, fromMs: from, toMs: now } : { requestId, workerKey: key, fromMs: from, toMs: now };
+      if (!this.conn.send({ historyRequest: req })) break;
+      if (host) this.hostHistoryAsked = true;
       this.historyInFlight.set(requestId, key);
       this.historyDone.add(key);
     }
@@ -317,6 +327,12 @@ export class LiveApp {
       if (!arr) this.series.set(key, (arr = []));
       for (const b of tl.buckets) insertSorted(arr, b, cap);
     }
+    for (const sb of hist.serviceBuckets ?? []) {
+      let arr = this.svcSeries.get(sb.serviceId);
+      if (!arr) this.svcSeries.set(sb.serviceId, (arr = []));
+      insertSorted(arr, sb, cap);
+    }
+    for (const hb of hist.hostBuckets ?? []) insertSorted(this.hostSeries, hb, cap);
     this.addMarkers(hist.markers);
     this.pumpHistory();
     this.schedule();
