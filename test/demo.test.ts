@@ -17,6 +17,8 @@ jest.setTimeout(88_000);
 const ROOT = path.resolve(__dirname, '..');
 const ARTIFACTS = path.join(ROOT, 'test', 'artifacts');
 const DOCS = path.join(ROOT, 'docs');
+/** The README's screenshots are refreshed only when asked: PREMORTEM_UPDATE_DOCS=1 npx jest test/demo.test.ts */
+const UPDATE_DOCS = process.env.PREMORTEM_UPDATE_DOCS === '1';
 const DURATION_S = 45;
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
   '--disable-sync', '--no-first-run', '--disable-quic'];
@@ -111,7 +113,7 @@ test(`the demo shows two post-mortems with different verdicts within ${DURATION_
   expect(fs.readdirSync(dataDir).filter((f) => f.endsWith('.pmb')).length).toBeGreaterThanOrEqual(2);
   await sleep(2000);
   await page.screenshot({ path: path.join(ARTIFACTS, 'demo-live-incidents.png') });
-  fs.copyFileSync(path.join(ARTIFACTS, 'demo-live-ingest.png'), path.join(DOCS, 'screenshot-live.png'));
+  if (UPDATE_DOCS) fs.copyFileSync(path.join(ARTIFACTS, 'demo-live-ingest.png'), path.join(DOCS, 'screenshot-live.png'));
 
   const oom = incidents.find((i) => i.verdictKind === 'oom-killed') ?? incidents[0];
   await page.click(`.inc[data-incident="${oom.id}"]`);
@@ -119,7 +121,7 @@ test(`the demo shows two post-mortems with different verdicts within ${DURATION_
   await sleep(1000);
   await dismissToasts();
   await page.screenshot({ path: path.join(ARTIFACTS, 'demo-postmortem.png') });
-  fs.copyFileSync(path.join(ARTIFACTS, 'demo-postmortem.png'), path.join(DOCS, 'screenshot-postmortem.png'));
+  if (UPDATE_DOCS) fs.copyFileSync(path.join(ARTIFACTS, 'demo-postmortem.png'), path.join(DOCS, 'screenshot-postmortem.png'));
   await browser.close();
   browser = undefined;
 
