@@ -84,12 +84,12 @@ function toProcess(st: ProcStat, cmdline: string[], exe: string): DiscoveredProc
 }
 
 /** One /proc scan: every python service on the host that the selection admits. */
-export function discover(sel: Selection = {}, selfPid = process.pid): DiscoveredService[] {
+export function discover(sel: Selection = {}, selfPid = process.pid, parentPid = process.ppid): DiscoveredService[] {
   const explicit = !!(sel.pids?.length || sel.match || sel.cgroup);
   const auto = sel.autoDiscover ?? !explicit;
   const procs = new Map<number, DiscoveredProcess>();
   for (const pid of listPids()) {
-    if (pid === selfPid) continue;
+    if (pid === selfPid || pid === parentPid) continue; // never the agent, nor what launched it
     const st = readStat(pid);
     if (!st || st.state === 'Z') continue;
     const exe = readExe(pid) ?? '';

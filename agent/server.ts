@@ -684,7 +684,9 @@ export function createServer(options: ServerOptions = {}): PremortemServer {
   async function answerHistory(client: Client, msg: ClientMessage): Promise<void> {
     const h = msg.historyRequest!;
     if (!hooks.history) return sendClientError(client, 'PREMORTEM_ERR_NO_HISTORY', 'this agent keeps no history');
-    if (!parseWorkerKey(h.workerKey)) return sendClientError(client, 'PREMORTEM_ERR_BAD_WORKER_KEY', `'${h.workerKey}' is not "pid:start_ticks"`);
+    // A request may name only a service and/or the host (empty worker key).
+    const workerless = h.workerKey === '' && (h.serviceId !== '' || h.host);
+    if (!workerless && !parseWorkerKey(h.workerKey)) return sendClientError(client, 'PREMORTEM_ERR_BAD_WORKER_KEY', `'${h.workerKey}' is not "pid:start_ticks"`);
     if (client.historyInFlight >= maxHistoryInFlight) {
       return sendClientError(client, 'PREMORTEM_ERR_BUSY', `at most ${maxHistoryInFlight} history requests at once`);
     }
