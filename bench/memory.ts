@@ -11,6 +11,7 @@
  * timeline bytes (/api/health), and the BPF map memory it holds (memlock of
  * every map fd in /proc/PID/fdinfo, each map once).
  */
+import * as fs from 'fs';
 import type { ServerMessage } from '../agent/proto';
 import { loadCodec } from '../agent/proto-node';
 import { connectViewer, startAgent, waitTracked } from './agentproc';
@@ -32,6 +33,10 @@ export interface MemoryResult {
   /** Buckets the agent returned for one worker's whole window (== bucketsPerTimeline when full). */
   bucketsFilled: number | null;
   rssMiB: number;
+  /** From /proc/PID/smaps_rollup: proportional set size, private anonymous memory, and the RSS of BPF map mappings (the ring buffer, mapped twice). */
+  pssMiB: number;
+  anonMiB: number;
+  bpfMappedRssMiB: number;
   heapUsedMiB: number;
   timelineMiB: number;
   bpfMapMiB: number;
@@ -62,6 +67,17 @@ async function historyBuckets(wsUrl: string, windowS: number): Promise<number | 
   }
 }
 
+function smaps(pid: number): { pssMiB: number; anonMiB: number; bpfMappedRssMiB: number } {
+  const kb = (text: string, key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+  const roll = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  let bpf = 0, inBpf = false;
+  for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inBpf = line.includes('anon_inode:bpf-map');
+    else if (inBpf && line.startsWith('Rss:')) bpf += Number(line.split(/\s+/)[1]);
+  }
+  return { pssMiB: round(kb(roll, 'Pss') / 1024, 1)!, anonMiB: round(kb(roll, 'Anonymous') / 1024, 1)!, bpfMappedRssMiB: round(bpf / 1024, 1)! };
+}
+
 export async function runMemory(app: AppDir, o: MemoryOptions): Promise<MemoryResult[]> {
   const out: MemoryResult[] = [];
   for (const n of o.counts) {
@@ -82,7 +98,7 @@ export async function runMemory(app: AppDir, o: MemoryOptions): Promise<MemoryRe
       const r: MemoryResult = {
         workers: n, trackedAlive: h.trackedWorkersAlive, intervalMs: o.intervalMs, windowS: o.windowS,
         bucketsPerTimeline: (o.windowS * 1000) / o.intervalMs, bucketsFilled: filled,
-        rssMiB: round(rssBytes(agent.pid) / 2 ** 20, 1)!, heapUsedMiB: round(h.memory.heapUsedBytes / 2 ** 20, 1)!,
+        rssMiB: round(rssBytes(agent.pid) / 2 ** 20, 1)!, ...smaps(agent.pid), heapUsedMiB: round(h.memory.heapUsedBytes / 2 ** 20, 1)!,
         timelineMiB: round(h.memory.timelineBytes / 2 ** 20, 2)!, bpfMapMiB: round(mapBytes / 2 ** 20, 1)!, bpfMaps: maps.size,
         agentCpuPct: round(cpu, 2)!,
       };

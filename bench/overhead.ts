@@ -16,6 +16,7 @@
  * baseline is the mean of the two no-tracer runs around it (paired ratios);
  * the figure reported is the median of those ratios over the rounds.
  */
+import * as fs from 'fs';
 import type { ServerMessage } from '../agent/proto';
 import { connectViewer } from './agentproc';
 import { Condition, ConditionContext, DESCRIPTIONS, Running, startCondition, TRACERS } from './conditions';
@@ -68,6 +69,8 @@ export interface RunRecord {
   /** CPU of the tracer's processes, % of one core (null for none). */
   tracerCpuPct: number | null;
   viewerFrames?: number;
+  /** Lines of /proc/net/tcp when the run started (TIME_WAIT sockets of earlier runs included): what the agent parses each tick. */
+  tcpSockets: number;
   lifecycle?: LifecycleCheck;
 }
 
@@ -84,6 +87,8 @@ export interface ConditionSummary {
   /** Same, per second. */
   ctxtInflationPerSec: number | null;
   lifecycleExact?: { runs: number; exact: number };
+  /** Median /proc/net/tcp{,6} entries at the start of this condition's runs. */
+  tcpSockets: number | null;
 }
 
 export interface WorkloadResult {
@@ -151,6 +156,18 @@ async function agentDeaths(r: Running): Promise<{ dead: Map<number, string>; hea
   }
 }
 
+function countTcpSockets(): number {
+  let n = 0;
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    try {
+      const t = fs.readFileSync(f, 'latin1');
+      for (let i = t.indexOf('\n'); i >= 0; i = t.indexOf('\n', i + 1)) n++;
+      n--; // header
+    } catch { /* no IPv6 */ }
+  }
+  return Math.max(0, n);
+}
+
 async function measure(wl: Workload, name: WorkloadName, condition: Condition, seconds: number, ctx: ConditionContext): Promise<Omit<RunRecord, 'round' | 'seq'>> {
   const running = await startCondition(condition, ctx);
   try {
@@ -160,6 +177,7 @@ async function measure(wl: Workload, name: WorkloadName, condition: Condition, s
     const logAt = wl.svc.log().length;
     const oom0 = wl.oomKills?.() ?? 0;
     const frames0 = running.viewer?.frames ?? 0;
+    const tcpSockets = countTcpSockets();
     const c0 = ctxtNow();
     const meter = cpuMeter(running.pids);
     let leak: Promise<unknown> | undefined;
@@ -176,7 +194,7 @@ async function measure(wl: Workload, name: WorkloadName, condition: Condition, s
       workload: name, condition, rps: res.rps, p50Ms: res.p50Ms, p99Ms: res.p99Ms, errors: res.errors, non2xx: res.non2xx,
       ctxtPerSec: ctxt / seconds, ctxtPerRequest: ctxt / Math.max(1, res.requests),
       tracerCpuPct: condition === 'none' ? null : cpu,
-      viewerFrames: running.viewer ? running.viewer.frames - frames0 : undefined,
+      viewerFrames: running.viewer ? running.viewer.frames - frames0 : undefined, tcpSockets,
     };
     if (w3) {
       await leak;
@@ -217,7 +235,7 @@ function summarize(name: WorkloadName, runs: RunRecord[], tracers: Condition[], 
   const baselineCv = cv(rpsNone);
   const conditions: ConditionSummary[] = [];
   for (const c of tracers) {
-    const rps: number[] = [], p99: number[] = [], cpu: number[] = [], perReq: number[] = [], perSec: number[] = [];
+    const rps: number[] = [], p99: number[] = [], cpu: number[] = [], perReq: number[] = [], perSec: number[] = [], socks: number[] = [];
     let lifeRuns = 0, lifeExact = 0;
     for (const r of runs.filter((x) => x.condition === c)) {
       // The no-tracer runs right before and after this one (same round: seq ± 1).
@@ -228,6 +246,7 @@ function summarize(name: WorkloadName, runs: RunRecord[], tracers: Condition[], 
       perReq.push(r.ctxtPerRequest / mean(around.map((x) => x.ctxtPerRequest)));
       perSec.push(r.ctxtPerSec / mean(around.map((x) => x.ctxtPerSec)));
       if (r.tracerCpuPct !== null) cpu.push(r.tracerCpuPct);
+      socks.push(r.tcpSockets);
       if (r.lifecycle && r.condition.startsWith('premortem')) {
         lifeRuns++;
         if (r.lifecycle.exact) lifeExact++;
@@ -236,7 +255,7 @@ function summarize(name: WorkloadName, runs: RunRecord[], tracers: Condition[], 
     conditions.push({
       condition: c, description: DESCRIPTIONS[c], pairs: rps.length,
       rpsRatio: round(median(rps)), rpsRatios: rps.map((x) => round(x)), p99Ratio: round(median(p99)), tracerCpuPct: round(median(cpu), 2),
-      ctxtInflationPerRequest: round(median(perReq) - 1), ctxtInflationPerSec: round(median(perSec) - 1),
+      ctxtInflationPerRequest: round(median(perReq) - 1), ctxtInflationPerSec: round(median(perSec) - 1), tcpSockets: round(median(socks), 0),
       ...(name === 'W3' && c.startsWith('premortem') ? { lifecycleExact: { runs: lifeRuns, exact: lifeExact } } : {}),
     });
   }

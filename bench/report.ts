@@ -101,10 +101,10 @@ export function markdown(r: BenchResults): string {
       L.push(`### ${w.name} — ${w.description}`, '');
       L.push(`Baseline (none): median ${f(w.baseline.rpsMedian, 0)} req/s (min ${f(w.baseline.rpsMin, 0)}, max ${f(w.baseline.rpsMax, 0)}, CV ${f((w.baseline.rpsCv ?? 0) * 100, 1)} %, ${w.baseline.runs} runs), p99 ${f(w.baseline.p99MsMedian, 2)} ms.`
         + (w.inconclusive ? ` **Inconclusive**: ${w.inconclusiveReason}.` : ''), '');
-      L.push('| condition | pairs | req/s ratio | p99 ratio | tracer CPU % | ctxt/request | ctxt/s |' + (w.name === 'W3' ? ' lifecycle exact |' : ''),
-        '|---|---|---|---|---|---|---|' + (w.name === 'W3' ? '---|' : ''));
+      L.push('| condition | pairs | req/s ratio | p99 ratio | tracer CPU % | ctxt/request | ctxt/s | host TCP sockets |' + (w.name === 'W3' ? ' lifecycle exact |' : ''),
+        '|---|---|---|---|---|---|---|---|' + (w.name === 'W3' ? '---|' : ''));
       for (const c of w.conditions)
-        L.push(`| ${c.condition} | ${c.pairs} | ${f(c.rpsRatio, 3)} | ${f(c.p99Ratio, 3)} | ${f(c.tracerCpuPct, 2)} | ${pct(c.ctxtInflationPerRequest)} | ${pct(c.ctxtInflationPerSec)} |`
+        L.push(`| ${c.condition} | ${c.pairs} | ${f(c.rpsRatio, 3)} | ${f(c.p99Ratio, 3)} | ${f(c.tracerCpuPct, 2)} | ${pct(c.ctxtInflationPerRequest)} | ${pct(c.ctxtInflationPerSec)} | ${c.tcpSockets ?? '–'} |`
           + (w.name === 'W3' ? ` ${c.lifecycleExact ? `${c.lifecycleExact.exact}/${c.lifecycleExact.runs}` : '–'} |` : ''));
       L.push('');
     }
@@ -115,9 +115,9 @@ export function markdown(r: BenchResults): string {
       + `--interval-ms ${r.memory[0]?.intervalMs} --window-s ${r.memory[0]?.windowS} = ${r.memory[0]?.bucketsPerTimeline} buckets per timeline `
       + '(the default 10 min / 1 s window holds 600; a shorter interval with the same bucket count fills the same memory faster). '
       + 'BPF map memory: memlock of every map fd the agent holds (/proc/PID/fdinfo). Agent CPU here is at the shortened interval (10 ticks/s).', '');
-    L.push('| workers | tracked | buckets filled | RSS MiB | V8 heap MiB | timelines MiB | BPF maps MiB (maps) | agent CPU % |', '|---|---|---|---|---|---|---|---|');
+    L.push('| workers | tracked | buckets filled | RSS MiB | PSS MiB | private anon MiB | BPF mappings in RSS MiB | V8 heap MiB | timelines MiB | BPF maps memlock MiB (maps) | agent CPU % |', '|---|---|---|---|---|---|---|---|---|---|---|');
     for (const m of r.memory)
-      L.push(`| ${m.workers} | ${m.trackedAlive} | ${m.bucketsFilled ?? '–'}/${m.bucketsPerTimeline} | ${f(m.rssMiB, 1)} | ${f(m.heapUsedMiB, 1)} | ${f(m.timelineMiB, 2)} | ${f(m.bpfMapMiB, 1)} (${m.bpfMaps}) | ${f(m.agentCpuPct, 2)} |`);
+      L.push(`| ${m.workers} | ${m.trackedAlive} | ${m.bucketsFilled ?? '–'}/${m.bucketsPerTimeline} | ${f(m.rssMiB, 1)} | ${f(m.pssMiB, 1)} | ${f(m.anonMiB, 1)} | ${f(m.bpfMappedRssMiB, 1)} | ${f(m.heapUsedMiB, 1)} | ${f(m.timelineMiB, 2)} | ${f(m.bpfMapMiB, 1)} (${m.bpfMaps}) | ${f(m.agentCpuPct, 2)} |`);
     L.push('');
   }
   if (r.ingest) {
@@ -145,10 +145,37 @@ export function markdown(r: BenchResults): string {
     for (const x of p.programs) L.push(`| ${x.owner} | ${x.program} | ${x.hook} | ${x.events} | ${x.nsPerEvent ?? '–'} |`);
     L.push('');
   }
+  L.push(...notes(r));
   if (r.errors.length) {
     L.push('## Steps that failed', '');
     for (const e of r.errors) L.push(`- ${e.step}: ${e.error}`);
     L.push('');
   }
   return L.join('\n');
+}
+
+/** Why a target was missed and what would close it, from what this run measured. */
+function notes(r: BenchResults): string[] {
+  const out: string[] = [];
+  const missed = new Set(r.targets.filter((t) => t.status === 'missed' || t.status === 'inconclusive').map((t) => t.id));
+  const w1 = r.overhead?.find((w) => w.name === 'W1')?.conditions.find((c) => c.condition === 'premortem');
+  if (missed.has('W1-cpu') || [...missed].some((id) => /^W[12]-/.test(id))) {
+    out.push(`- **Agent CPU under connection churn.** Most of the agent's CPU goes to parsing /proc/net/tcp{,6}: once per tick `
+      + '(agent.ts sampleService → socketsNow → readTcpSockets, for the socket-state counts of the service\'s ports) and again every 2 s in discovery '
+      + '(procfs.listeningInodes). Its cost grows with every TCP socket on the host, not with the service: a connection per request leaves '
+      + `thousands of TIME_WAIT sockets (median ${w1?.tcpSockets ?? '–'} entries at the start of the W1 premortem runs). A CPU profile of the agent `
+      + 'under W1 (node --cpu-prof, 10 s) put readTcpSockets + parseProcNetTcp at about two thirds of its busy time and listeningInodes at most of the rest. '
+      + 'What would close it: let the kernel filter — sock_diag (NETLINK_INET_DIAG, inet_diag_req_v2 with a source-port bytecode filter and a state mask) '
+      + 'for the service\'s ports, TCPF_LISTEN only for discovery — or keep the per-state counts in the tcp probe, which already sees every transition '
+      + 'of the watched ports, and read /proc (or sock_diag) only to seed them. The agent CPU competes with the workers on 2 vCPUs, so the throughput, '
+      + 'p99 and context-switch figures move with it.');
+  }
+  const m = r.memory?.find((x) => x.workers === 256);
+  if (m && missed.has('memory-256'))
+    out.push(`- **Agent RSS at 256 workers: ${m.rssMiB} MiB.** RSS counts ${m.bpfMappedRssMiB} MiB of BPF mappings (the ring buffer's data pages are mapped twice and are kernel memory, already in the BPF map figure) `
+      + `and the node binary's shared text; the proportional set size is ${m.pssMiB} MiB and private anonymous memory ${m.anonMiB} MiB (V8 heap ${m.heapUsedMiB} MiB, timelines ${m.timelineMiB} MiB). `
+      + 'Closing it on RSS: a smaller default ring buffer (or mapping it once), and fewer per-bucket JS objects in the tick path (the V8 heap is what grows with workers).');
+  if (missed.has('ingest') && r.ingest)
+    out.push('- **Ingest.** The paced producer is one python3.11 process; when it cannot reach the target rate the figure is the producer\'s, see the flat-out row.');
+  return out.length ? ['## Notes on targets missed or inconclusive', '', ...out, ''] : [];
 }
