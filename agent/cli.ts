@@ -22,7 +22,7 @@ commands:
                       that program's hook were missing)
   list [--json]       recent incidents (time, service, worker, verdict)
   show ID             an incident's summary and key series
-  export ID --format json|pb [--out FILE]
+  export ID --format json|pb|perfetto|html [--out FILE]
 
 run options:
   --host H            bind address (default 127.0.0.1; anything else needs --token)
@@ -44,6 +44,8 @@ run options:
   --quota-mb N        disk quota for post-mortems (default 256)
   --disable PROBE/PROG  do not load one BPF program (repeatable)
   --quiet             no live summary in the terminal
+  --no-metrics        do not serve Prometheus /metrics (see docs/DEPLOY.md)
+  --otlp-endpoint URL also export metrics and post-mortems over OTLP/HTTP protobuf (e.g. http://127.0.0.1:4318)
 `;
 
 interface Parsed {
@@ -52,7 +54,7 @@ interface Parsed {
   flags: Map<string, string[]>;
 }
 
-const BOOLEAN_FLAGS = new Set(['json', 'no-server', 'no-auto', 'quiet', 'help']);
+const BOOLEAN_FLAGS = new Set(['json', 'no-server', 'no-auto', 'quiet', 'help', 'no-metrics']);
 
 export function parseArgs(argv: string[]): Parsed {
   const [cmd = 'help', ...rest] = argv;
@@ -128,7 +130,8 @@ export function runOptions(p: Parsed): AgentOptionsInput {
 }
 
 async function cmdRun(p: Parsed): Promise<void> {
-  const running = await runPremortem(runOptions(p));
+  const otlpEndpoint = p.flags.get('otlp-endpoint')?.at(-1);
+  const running = await runPremortem(runOptions(p), { metrics: !p.flags.has('no-metrics'), otlp: otlpEndpoint ? { endpoint: otlpEndpoint } : undefined });
   if (running.url) process.stdout.write(`premortem viewer: ${running.url}\n`);
   const quiet = p.flags.has('quiet');
   let lastPrint = 0;

@@ -11,6 +11,8 @@ import { log, Logger } from './log';
 import { projectRoot } from './native';
 import { createBundleStore, BundleStore } from './store';
 import { createServer, PremortemServer, ServerHooks } from './server';
+import { createMetrics, Metrics, MetricsOptions } from './metrics';
+import type { OtlpExporter, OtlpOptions } from './otlp';
 import { holdsCapabilities, startServerProcess } from './server-process';
 import type { Feature } from './proto';
 
@@ -19,6 +21,8 @@ export interface Running {
   store: BundleStore;
   server?: PremortemServer;
   url?: string;
+  metrics?: Metrics;
+  otlp?: OtlpExporter;
   stop(): Promise<void>;
 }
 
@@ -33,6 +37,10 @@ export interface RunExtras {
    * capability (root, or a user granted CAP_BPF/CAP_PERFMON).
    */
   privilegeSeparation?: boolean;
+  /** GET /metrics on the server (Prometheus); on unless false (`--no-metrics`). */
+  metrics?: boolean | MetricsOptions;
+  /** OTLP/HTTP protobuf export of the metrics and post-mortems (`--otlp-endpoint`). */
+  otlp?: OtlpOptions;
 }
 
 /** The store as a viewer feature: off (with the last error) while bundles cannot be written. */
@@ -65,6 +73,21 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
   agent.on('bundle', () => { lastWriteOkMs = Date.now(); });
   const features = () => [...agent.features(), storeFeature(store, lastWriteOkMs, storeUnavailable)];
 
+  let metrics: Metrics | undefined;
+  let otlp: OtlpExporter | undefined;
+  if (extras.metrics !== false || extras.otlp) {
+    metrics = createMetrics(agent, { store, ...(typeof extras.metrics === 'object' ? extras.metrics : {}) });
+  }
+  if (extras.otlp) {
+    // Loaded only when asked for: the OpenTelemetry SDK is not needed otherwise.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    otlp = (require('./otlp') as typeof import('./otlp')).createOtlpExporter(agent, metrics!, { logger, ...extras.otlp });
+  }
+  const serveMetrics = extras.metrics !== false ? metrics : undefined;
+  const extraRoutes: ServerHooks['extraRoutes'] = serveMetrics
+    ? (req, res, url) => serveMetrics.handle(req, res, url) || (extras.extraRoutes?.(req, res, url) ?? false)
+    : extras.extraRoutes;
+
   let server: PremortemServer | undefined;
   let url: string | undefined;
   if (options.port !== null) {
@@ -72,8 +95,8 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
       health: () => ({ ...agent.health(), features: features(), store: store.health() }),
       features,
       snapshot: () => agent.snapshot(),
-      history: (key, from, to) => agent.history(key, from, to),
-      extraRoutes: extras.extraRoutes,
+      history: (key, from, to, also) => agent.history(key, from, to, also),
+      extraRoutes,
     };
     const config = {
       host: options.host, port: options.port, token: options.token,
@@ -92,7 +115,8 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
     try {
       ({ url } = await server.listen());
     } catch (e) {
-      await agent.stop();
+      await Promise.allSettled([otlp?.shutdown(), agent.stop()]);
+      metrics?.close();
       throw e;
     }
   }
@@ -100,9 +124,10 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      const results = await Promise.allSettled([server?.close(), agent.stop()]);
+      const results = await Promise.allSettled([server?.close(), otlp?.shutdown(), agent.stop()]);
+      metrics?.close();
       await store.close().catch(() => undefined); // after the agent: flushes bundles being written
       for (const r of results) if (r.status === 'rejected') logger.error('shutdown step failed', { error: String(r.reason) });
     })());
-  return { agent, store, server, url, stop };
+  return { agent, store, server, url, metrics, otlp, stop };
 }

@@ -1,0 +1,179 @@
+/**
+ * Optional OpenTelemetry export (`premortem run --otlp-endpoint URL`), with
+ * the official OpenTelemetry JS SDK over OTLP/HTTP protobuf:
+ *   - metrics: the same families as /metrics (agent/metrics.ts), read by one
+ *     batch observable callback at each export (every `intervalMs`, default
+ *     15 s) and sent to URL/v1/metrics. Gauges become observable gauges,
+ *     counters observable (cumulative, monotonic) counters. OTel has no
+ *     observable histogram, so a histogram family `x` is sent as the
+ *     cumulative counters `x_bucket` (attribute `le`), `x_count` and `x_sum`,
+ *     exactly the series Prometheus would scrape.
+ *   - logs: each post-mortem written becomes one log record (URL/v1/logs):
+ *     body = the verdict's summary, severity ERROR for failures and INFO for
+ *     planned exits, attributes premortem.verdict, premortem.summary,
+ *     premortem.bundle_id, premortem.service, premortem.failure, process.pid,
+ *     premortem.signal, premortem.sender_pid, premortem.evidence.
+ * Resource: service.name=premortem, service.version, host.name.
+ *
+ * Export failures are logged (at most once a minute) and dropped: the OTLP
+ * exporters bound their own queues (the SDK's BatchLogRecordProcessor holds at
+ * most MAX_QUEUED_LOG_RECORDS records; metrics are re-read at each export).
+ */
+import * as os from 'os';
+import { diag, DiagLogLevel, type ObservableCounter, type ObservableGauge, type Attributes } from '@opentelemetry/api';
+import { SeverityNumber } from '@opentelemetry/api-logs';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
+import type { Agent } from './agent';
+import { AGENT_VERSION } from './agent';
+import type { Metrics } from './metrics';
+import type { Bundle, IncidentSummary } from './proto';
+import { log as defaultLog, type Logger } from './log';
+
+/** Default metric export interval. */
+export const DEFAULT_OTLP_INTERVAL_MS = 15_000;
+/** Log records queued for export before new ones are dropped (post-mortems are rare). */
+export const MAX_QUEUED_LOG_RECORDS = 256;
+/** Delay before a batch of log records is sent. */
+export const DEFAULT_OTLP_LOG_DELAY_MS = 1_000;
+/** Per-request timeout. */
+const EXPORT_TIMEOUT_MS = 10_000;
+/** Evidence lines carried in a log record. */
+const MAX_EVIDENCE = 16;
+
+export interface OtlpOptions {
+  /** Base URL of an OTLP/HTTP receiver, e.g. http://collector:4318 (paths /v1/metrics and /v1/logs are added). */
+  endpoint: string;
+  /** Extra request headers (e.g. authorization). */
+  headers?: Record<string, string>;
+  intervalMs?: number;
+  logDelayMs?: number;
+  logger?: Logger;
+}
+
+export interface OtlpExporter {
+  /** Sends what is pending now (metrics read afresh, queued log records). */
+  flush(): Promise<void>;
+  /** Flushes, then stops both providers. Idempotent. */
+  shutdown(): Promise<void>;
+}
+
+function baseUrl(endpoint: string): string {
+  let u: URL;
+  try {
+    u = new URL(endpoint);
+  } catch {
+    throw new TypeError(`--otlp-endpoint must be a URL such as http://127.0.0.1:4318, got ${endpoint}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new TypeError(`--otlp-endpoint must be http:// or https://, got ${u.protocol}`);
+  return u.toString().replace(/\/+$/, '');
+}
+
+let diagInstalled = false;
+
+export function createOtlpExporter(agent: Agent, metrics: Metrics, options: OtlpOptions): OtlpExporter {
+  const logger = options.logger ?? defaultLog;
+  const base = baseUrl(options.endpoint);
+  const intervalMs = options.intervalMs ?? DEFAULT_OTLP_INTERVAL_MS;
+  if (!(intervalMs >= 100)) throw new TypeError('otlp intervalMs must be >= 100');
+  if (!diagInstalled) {
+    // The SDK reports export failures through its process-wide diag logger: route them to ours, rate-limited.
+    diagInstalled = true;
+    let lastMs = 0;
+    const warn = (msg: string, ...args: unknown[]) => {
+      if (Date.now() - lastMs < 60_000) return;
+      lastMs = Date.now();
+      logger.warn(`OTLP export: ${msg}`, args.length ? { detail: args.map((a) => (a instanceof Error ? a.message : String(a))).join(' ') } : undefined);
+    };
+    diag.setLogger({ error: warn, warn, info: () => undefined, debug: () => undefined, verbose: () => undefined }, DiagLogLevel.WARN);
+  }
+  const resource = resourceFromAttributes({ 'service.name': 'premortem', 'service.version': AGENT_VERSION, 'host.name': os.hostname() });
+  const common = { headers: options.headers, timeoutMillis: EXPORT_TIMEOUT_MS };
+
+  // ---- metrics
+  const reader = new PeriodicExportingMetricReader({
+    exporter: new OTLPMetricExporter({ ...common, url: `${base}/v1/metrics` }),
+    exportIntervalMillis: intervalMs,
+    exportTimeoutMillis: Math.min(EXPORT_TIMEOUT_MS, intervalMs),
+  });
+  const meterProvider = new MeterProvider({ resource, readers: [reader] });
+  const meter = meterProvider.getMeter('premortem', AGENT_VERSION);
+  const instruments = new Map<string, ObservableGauge | ObservableCounter>();
+  const counter = (name: string, description: string, unit: string) =>
+    instruments.set(name, meter.createObservableCounter(name, { description, unit }));
+  for (const d of metrics.definitions()) {
+    if (d.type === 'gauge') instruments.set(d.name, meter.createObservableGauge(d.name, { description: d.help, unit: d.unit }));
+    else if (d.type === 'counter') counter(d.name, d.help, d.unit);
+    else {
+      counter(`${d.name}_bucket`, `${d.help} Cumulative count of waits <= le seconds.`, '1');
+      counter(`${d.name}_count`, `${d.help} Count.`, '1');
+      counter(`${d.name}_sum`, `${d.help} Sum.`, d.unit);
+    }
+  }
+  meter.addBatchObservableCallback((result) => {
+    for (const fam of metrics.families()) {
+      for (const s of fam.samples) {
+        const inst = instruments.get(s.suffix ? fam.name + s.suffix : fam.name);
+        if (inst && Number.isFinite(s.value)) result.observe(inst, s.value, s.labels as Attributes);
+      }
+    }
+  }, [...instruments.values()]);
+
+  // ---- logs: one record per post-mortem
+  const loggerProvider = new LoggerProvider({
+    resource,
+    processors: [new BatchLogRecordProcessor({
+      exporter: new OTLPLogExporter({ ...common, url: `${base}/v1/logs` }),
+      maxQueueSize: MAX_QUEUED_LOG_RECORDS, maxExportBatchSize: 64, scheduledDelayMillis: options.logDelayMs ?? DEFAULT_OTLP_LOG_DELAY_MS,
+      exportTimeoutMillis: EXPORT_TIMEOUT_MS,
+    })],
+  });
+  const otelLogger = loggerProvider.getLogger('premortem', AGENT_VERSION);
+  const onBundle = (incident: IncidentSummary, bundle?: Bundle) => {
+    const v = bundle?.verdict;
+    const attributes: Attributes = {
+      'premortem.verdict': incident.verdictKind,
+      'premortem.summary': incident.summary,
+      'premortem.bundle_id': incident.id,
+      'premortem.service': incident.service,
+      'premortem.service_id': incident.serviceId,
+      'premortem.failure': incident.failure,
+      'process.pid': incident.pid,
+      'premortem.start_ticks': incident.startTicks,
+    };
+    if (v) {
+      if (v.signalName) attributes['premortem.signal'] = v.signalName;
+      if (v.senderPid) attributes['premortem.sender_pid'] = v.senderPid;
+      if (v.senderComm) attributes['premortem.sender_comm'] = v.senderComm;
+      if (v.kind === 'exited') attributes['premortem.exit_code'] = v.exitCode;
+      if (v.limitBytes) attributes['premortem.limit_bytes'] = v.limitBytes;
+      attributes['premortem.evidence'] = v.evidence.slice(0, MAX_EVIDENCE).map((e) => `${e.what}: ${e.value}`);
+    }
+    otelLogger.emit({
+      timestamp: incident.tMs,
+      severityNumber: incident.failure ? SeverityNumber.ERROR : SeverityNumber.INFO,
+      severityText: incident.failure ? 'ERROR' : 'INFO',
+      eventName: 'premortem.postmortem',
+      body: incident.summary,
+      attributes,
+    });
+  };
+  agent.on('bundle', onBundle);
+
+  let down: Promise<void> | undefined;
+  return {
+    async flush() {
+      await Promise.all([reader.forceFlush(), loggerProvider.forceFlush()]);
+    },
+    shutdown() {
+      return (down ??= (async () => {
+        agent.off('bundle', onBundle);
+        const results = await Promise.allSettled([meterProvider.shutdown(), loggerProvider.shutdown()]);
+        for (const r of results) if (r.status === 'rejected') logger.warn('OTLP shutdown failed', { error: String(r.reason) });
+      })());
+    },
+  };
+}
