@@ -3,7 +3,7 @@
  * the official OpenTelemetry JS SDK over OTLP/HTTP protobuf:
  *   - metrics: the same families as /metrics (agent/metrics.ts), read by one
  *     batch observable callback at each export (every `intervalMs`, default
- *     15 s) and sent to URL/v1/metrics. Gauges become observable gauges,
+ *     15 s, or OTEL_METRIC_EXPORT_INTERVAL) and sent to URL/v1/metrics. Gauges become observable gauges,
  *     counters observable (cumulative, monotonic) counters. OTel has no
  *     observable histogram, so a histogram family `x` is sent as the
  *     cumulative counters `x_bucket` (attribute `le`), `x_count` and `x_sum`,
@@ -13,7 +13,10 @@
  *     planned exits, attributes premortem.verdict, premortem.summary,
  *     premortem.bundle_id, premortem.service, premortem.failure, process.pid,
  *     premortem.signal, premortem.sender_pid, premortem.evidence.
- * Resource: service.name=premortem, service.version, host.name.
+ * Resource: service.name=premortem, service.version, host.name. Log records
+ * are batched for `logDelayMs` (default 1 s, or OTEL_BLRP_SCHEDULE_DELAY).
+ * The exporters load their HTTP transport with a dynamic import(): run them in
+ * plain Node (jest's VM refuses dynamic imports without a flag).
  *
  * Export failures are logged (at most once a minute) and dropped: the OTLP
  * exporters bound their own queues (the SDK's BatchLogRecordProcessor holds at
@@ -77,7 +80,9 @@ let diagInstalled = false;
 export function createOtlpExporter(agent: Agent, metrics: Metrics, options: OtlpOptions): OtlpExporter {
   const logger = options.logger ?? defaultLog;
   const base = baseUrl(options.endpoint);
-  const intervalMs = options.intervalMs ?? DEFAULT_OTLP_INTERVAL_MS;
+  // The OpenTelemetry SDK's standard variables apply when no option is given.
+  const envMs = (name: string) => (Number(process.env[name]) > 0 ? Number(process.env[name]) : undefined);
+  const intervalMs = options.intervalMs ?? envMs('OTEL_METRIC_EXPORT_INTERVAL') ?? DEFAULT_OTLP_INTERVAL_MS;
   if (!(intervalMs >= 100)) throw new TypeError('otlp intervalMs must be >= 100');
   if (!diagInstalled) {
     // The SDK reports export failures through its process-wide diag logger: route them to ours, rate-limited.
@@ -127,7 +132,7 @@ export function createOtlpExporter(agent: Agent, metrics: Metrics, options: Otlp
     resource,
     processors: [new BatchLogRecordProcessor({
       exporter: new OTLPLogExporter({ ...common, url: `${base}/v1/logs` }),
-      maxQueueSize: MAX_QUEUED_LOG_RECORDS, maxExportBatchSize: 64, scheduledDelayMillis: options.logDelayMs ?? DEFAULT_OTLP_LOG_DELAY_MS,
+      maxQueueSize: MAX_QUEUED_LOG_RECORDS, maxExportBatchSize: 64, scheduledDelayMillis: options.logDelayMs ?? envMs('OTEL_BLRP_SCHEDULE_DELAY') ?? DEFAULT_OTLP_LOG_DELAY_MS,
       exportTimeoutMillis: EXPORT_TIMEOUT_MS,
     })],
   });
