@@ -149,7 +149,10 @@ async function cmdRun(p: Parsed): Promise<void> {
     }
     process.stdout.write(lines.join('\n') + '\n');
   });
-  running.agent.on('death', (d) => process.stdout.write(`!! ${d.verdict.kind}: ${d.verdict.summary}\n`));
+  running.agent.on('death', (d) => {
+    if (quiet && !d.verdict.failure) return; // planned exits (recycling) can come by the thousand
+    process.stdout.write(`!! ${d.verdict.kind}: ${d.verdict.summary}\n`);
+  });
   const shutdown = (sig: string) => {
     log.info(`${sig}: shutting down`);
     running.stop().then(() => process.exit(0), () => process.exit(1));

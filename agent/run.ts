@@ -16,6 +16,9 @@ import type { OtlpExporter, OtlpOptions } from './otlp';
 import { holdsCapabilities, startServerProcess } from './server-process';
 import type { Feature } from './proto';
 
+/** Longest a viewer waits for a topology change (services, workers born and dead). */
+export const SNAPSHOT_COALESCE_MS = 200;
+
 export interface Running {
   agent: Agent;
   store: BundleStore;
@@ -108,7 +111,17 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
     // The server child cannot call agent.snapshot(): it starts from this one and every later topology change.
     if (separate) server.publishSnapshot(agent.snapshot());
     agent.on('tick', (delta) => server!.broadcastDelta(delta));
-    agent.on('topology', () => server!.publishSnapshot(agent.snapshot()));
+    // Topology changes come in bursts (a fork storm changes it thousands of times a second):
+    // one snapshot per SNAPSHOT_COALESCE_MS at most, always the latest.
+    let snapshotTimer: NodeJS.Timeout | undefined;
+    agent.on('topology', () => {
+      if (snapshotTimer) return;
+      snapshotTimer = setTimeout(() => {
+        snapshotTimer = undefined;
+        server!.publishSnapshot(agent.snapshot());
+      }, SNAPSHOT_COALESCE_MS);
+      snapshotTimer.unref();
+    });
     agent.on('death', (d) => server!.broadcastDeath(d));
     agent.on('bundle', (incident) => server!.broadcastBundleReady(incident));
     agent.on('lost', (l) => server!.broadcastLost(l));
