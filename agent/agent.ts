@@ -362,6 +362,9 @@ class AgentImpl extends EventEmitter implements Agent {
       return undefined;
     }
     const isMaster = role === 'master';
+    // Tracking from /proc starts now: whatever the kernel maps hold for this pid belongs to
+    // an earlier holder of the pid. A forked child's entries are its own (tracked from fork).
+    if (!forked) this.clearProcessMaps(p.pid);
     try {
       this.tracer!.track(p.pid, p.startTicks * (1e9 / CLK_TCK), isMaster ? TRACK_FOLLOW_FORKS : 0);
     } catch (e) {
@@ -399,6 +402,10 @@ class AgentImpl extends EventEmitter implements Agent {
       judging: false,
       slowWaits: { count: 0 },
     };
+    // A pid reused by a fork before its previous holder was judged: the kernel's per-pid
+    // counters hold both, so this process's deltas start from its predecessor's last reading.
+    const predecessor = this.workers.get(this.pidToKey.get(p.pid) ?? '');
+    if (forked && predecessor && predecessor.key !== key) w.prev = predecessor.prev;
     this.workers.set(key, w);
     this.pidToKey.set(p.pid, key);
     // A forked child runs its parent's interpreter: nothing new to attach until it execs.
@@ -730,13 +737,15 @@ class AgentImpl extends EventEmitter implements Agent {
   /** Stops tracking a process; its timeline stays (bounded) for context. */
   private retire(w: WorkerState, forget: boolean): void {
     const s = this.serviceOf(w);
+    // The pid may already belong to a newer process we track: leave that one alone.
+    const pidTakenByOther = this.pidToKey.has(w.identity.pid) && this.pidToKey.get(w.identity.pid) !== w.key;
     if (forget && s && w.slot >= 0 && s.slots[w.slot]?.key === w.key) {
       // Not a worker after all: give its slot back without counting a generation.
       s.slots[w.slot].key = null;
       if (s.slots[w.slot].generation === 0 && w.slot === s.slots.length - 1) s.slots.pop();
       else s.slots[w.slot].generation = Math.max(0, s.slots[w.slot].generation - 1);
     }
-    this.untrack(w.identity.pid);
+    if (!pidTakenByOther) this.untrack(w.identity.pid);
     if (this.pidToKey.get(w.identity.pid) === w.key) this.pidToKey.delete(w.identity.pid);
     w.alive = false;
     if (forget) this.workers.delete(w.key);
@@ -755,9 +764,21 @@ class AgentImpl extends EventEmitter implements Agent {
     if (!this.tracer) return;
     try {
       this.tracer.untrack(pid);
-      for (const [probe, map] of PER_PROCESS_MAPS) if (this.loaded.has(probe)) this.tracer.mapDelete(probe, map, pid);
     } catch (e) {
       if (!this.stopped) this.countError('untrack', e);
+    }
+    this.clearProcessMaps(pid);
+  }
+
+  private clearProcessMaps(pid: number): void {
+    if (!this.tracer || this.stopped) return;
+    for (const [probe, map] of PER_PROCESS_MAPS) {
+      if (!this.loaded.has(probe)) continue;
+      try {
+        this.tracer.mapDelete(probe, map, pid);
+      } catch (e) {
+        this.countError('map-delete', e);
+      }
     }
   }
 

@@ -53,7 +53,7 @@ struct {
 } disk_dev SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PM_MAX_TRACKED);
 	__type(key, __u32); /* tgid */
 	__type(value, struct pm_disk_stats);
@@ -68,7 +68,7 @@ struct {
 } dstate_start SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PM_MAX_TRACKED);
 	__type(key, __u32); /* tgid */
 	__type(value, struct pm_hist);

@@ -27,14 +27,14 @@ struct {
 } gc_running SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PM_MAX_TRACKED);
 	__type(key, __u32); /* tgid */
 	__type(value, struct pm_hist);
 } gc_hist SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PM_MAX_TRACKED);
 	__type(key, __u32); /* tgid */
 	__type(value, struct pm_gc_stats);

@@ -18,23 +18,25 @@ struct runq_start {
 	__u32 pad;
 };
 
-/* Threads of tracked processes that are runnable and not yet on a CPU. */
+/* Threads of tracked processes that are runnable and not yet on a CPU. Per-process
+ * and per-thread maps are LRU: entries of tasks that died unseen age out rather
+ * than fill the map. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PM_MAX_THREADS);
 	__type(key, __u32); /* tid */
 	__type(value, struct runq_start);
 } start SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PM_MAX_TRACKED);
 	__type(key, __u32); /* tgid */
 	__type(value, struct pm_hist);
 } runq_hist SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, PM_MAX_TRACKED);
 	__type(key, __u32); /* tgid */
 	__type(value, struct pm_cpu_stats);
