@@ -153,8 +153,11 @@ async function cmdRun(p: Parsed): Promise<void> {
     if (quiet && !d.verdict.failure) return; // planned exits (recycling) can come by the thousand
     process.stdout.write(`!! ${d.verdict.kind}: ${d.verdict.summary}\n`);
   });
+  // The agent's own timers do not hold Node open (so tests can stop it); the command does.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   const shutdown = (sig: string) => {
     log.info(`${sig}: shutting down`);
+    clearInterval(keepAlive);
     running.stop().then(() => process.exit(0), () => process.exit(1));
   };
   process.once('SIGINT', () => shutdown('SIGINT'));

@@ -201,7 +201,10 @@ void Tracer::LoadProbe(Napi::Env env, const std::string& name, const Napi::Objec
   const ProbeImage* image = FindProbe(name);
   LibbpfLogCapture capture;
 
-  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .object_name = image->name);
+  // CO-RE against the kernel's own BTF only: searching module BTF (bpf_btf_get_next_id)
+  // needs CAP_SYS_ADMIN, and the agent runs with just CAP_BPF + CAP_PERFMON.
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .object_name = image->name,
+              .btf_custom_path = "/sys/kernel/btf/vmlinux");
   bpf_object* obj = bpf_object__open_mem(image->elf, image->elf_size, &open_opts);
   if (!obj) {
     probe.failure = MakeFailure(kErrOpen, errno, "opening probe '" + name + "'", capture.Take());
