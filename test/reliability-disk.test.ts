@@ -70,7 +70,11 @@ test('full and read-only data directory: tracing goes on, errors counted and sho
     expect(written.evicted).toBeGreaterThan(0);
 
     // Phase 2: the disk fills up (another file takes what is left).
-    try { execFileSync('dd', ['if=/dev/zero', `of=${path.join(mnt, 'filler')}`, 'bs=64k'], { stdio: 'ignore' }); } catch { /* ENOSPC: full */ }
+    // (and keeps taking what eviction frees: another writer on the same disk)
+    const chunk = Buffer.alloc(4096);
+    const fill = () => { try { for (;;) fs.appendFileSync(path.join(mnt, 'filler'), chunk); } catch { /* ENOSPC: full */ } };
+    fill();
+    const filler = setInterval(fill, 20);
     const e0 = running.store.health().errors;
     const ticks0 = ticks;
     await waitFor(() => running!.store.health().errors >= e0 + 3, 10_000, 'write errors on a full disk');
@@ -84,6 +88,7 @@ test('full and read-only data directory: tracing goes on, errors counted and sho
     const noSpaceErrors = running.store.health().errors - e0;
 
     // Phase 3: read-only.
+    clearInterval(filler);
     fs.rmSync(path.join(mnt, 'filler'));
     execFileSync('mount', ['-o', 'remount,ro', mnt]);
     const e1 = running.store.health().errors;
