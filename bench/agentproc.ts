@@ -104,8 +104,8 @@ export interface Viewer {
   ws: WebSocket;
   frames: number;
   bytes: number;
-  /** Called with every decoded message and its arrival time (Date.now()). */
-  onMessage?: (m: ServerMessage, atMs: number) => void;
+  /** Called with every decoded message, its arrival time (Date.now()) and this viewer (messages may come before the promise resolves). */
+  onMessage?: (m: ServerMessage, atMs: number, v: Viewer) => void;
   close(): void;
 }
 
@@ -120,7 +120,11 @@ export function connectViewer(wsUrl: string, onMessage?: Viewer['onMessage']): P
       v.frames++;
       v.bytes += data.length;
       const m = codec.decodeServerMessage(data);
-      v.onMessage?.(m, at);
+      try {
+        v.onMessage?.(m, at, v);
+      } catch (e) {
+        process.stderr.write(`[bench] viewer message handler failed: ${(e as Error).stack}\n`);
+      }
     });
     ws.on('error', (e) => reject(e));
     ws.on('unexpected-response', (_q, res) => reject(new Error(`WebSocket upgrade refused: HTTP ${res.statusCode}`)));

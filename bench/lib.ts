@@ -50,6 +50,14 @@ export function installSignalCleanup(): void {
       process.stderr.write(`\n[bench] ${sig}: cleaning up\n`);
       cleanupAll().finally(() => process.exit(130));
     });
+  // A bug must not leave processes, cgroups or sysctls behind.
+  for (const ev of ['uncaughtException', 'unhandledRejection'] as const)
+    process.on(ev, (e: unknown) => {
+      process.stderr.write(`[bench] ${ev}: ${(e as Error)?.stack ?? e}\n`);
+      if (exiting) return;
+      exiting = true;
+      cleanupAll().finally(() => process.exit(1));
+    });
 }
 
 // ------------------------------------------------------------------ processes

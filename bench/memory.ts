@@ -50,13 +50,13 @@ async function historyBuckets(wsUrl: string, windowS: number): Promise<number | 
   let key: string | undefined;
   let resolveHist: (n: number) => void;
   const got = new Promise<number>((r) => (resolveHist = r));
-  const v = await connectViewer(wsUrl, (m: ServerMessage) => {
+  const v = await connectViewer(wsUrl, (m: ServerMessage, _at, viewer) => {
     if (m.body === 'snapshot' && !key) {
       const w = m.snapshot!.workers.find((x) => x.state === 'alive' && x.identity?.role === 'worker');
       if (!w) return resolveHist(-1);
       key = `${w.identity!.pid}:${w.identity!.startTicks}`;
       const now = Date.now();
-      v.ws.send(codec.encodeClientMessage({ historyRequest: { requestId: 1, workerKey: key, fromMs: now - windowS * 1000 - 5000, toMs: now + 1000 } }));
+      viewer.ws.send(codec.encodeClientMessage({ historyRequest: { requestId: 1, workerKey: key, fromMs: now - windowS * 1000 - 5000, toMs: now + 1000 } }));
     } else if (m.body === 'history') resolveHist(m.history!.timelines[0]?.buckets.length ?? 0);
   });
   try {
