@@ -236,6 +236,11 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
 
   async function answer(c: ChildProcess, m: Extract<ChildMsg, { t: 'req' }>): Promise<void> {
     let reply: { ok: true; value: unknown } | { ok: false; code: string; message: string };
+    if (pending >= maxPending) {
+      // The child is not reading: a small refusal instead of another large answer in the queue.
+      post(c, { t: 'res', id: m.id, ok: false, code: 'PREMORTEM_ERR_BUSY', message: 'the agent is busy; try again' });
+      return;
+    }
     try {
       let value: unknown;
       switch (m.op) {
