@@ -450,12 +450,11 @@ class AgentImpl extends EventEmitter implements Agent {
     return this.services.get(w.identity.serviceId);
   }
 
+  /** The process a record is about: by identity when the record carries the start time. */
   private workerByPid(pid: number, startNs?: number): WorkerState | undefined {
+    if (startNs !== undefined && startNs > 0) return this.workers.get(workerKey(pid, Math.floor(startNs / (1e9 / CLK_TCK))));
     const key = this.pidToKey.get(pid);
-    const w = key ? this.workers.get(key) : undefined;
-    if (!w) return undefined;
-    if (startNs !== undefined && startNs > 0 && Math.floor(startNs / (1e9 / CLK_TCK)) !== w.identity.startTicks) return undefined;
-    return w;
+    return key ? this.workers.get(key) : undefined;
   }
 
   /** Processes that vanished without an exit record (e.g. lost): judged from what is known. */
