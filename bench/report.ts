@@ -171,10 +171,16 @@ function notes(r: BenchResults): string[] {
       + 'p99 and context-switch figures move with it.');
   }
   const m = r.memory?.find((x) => x.workers === 256);
-  if (m && missed.has('memory-256'))
-    out.push(`- **Agent RSS at 256 workers: ${m.rssMiB} MiB.** RSS counts ${m.bpfMappedRssMiB} MiB of BPF mappings (the ring buffer's data pages are mapped twice and are kernel memory, already in the BPF map figure) `
-      + `and the node binary's shared text; the proportional set size is ${m.pssMiB} MiB and private anonymous memory ${m.anonMiB} MiB (V8 heap ${m.heapUsedMiB} MiB, timelines ${m.timelineMiB} MiB). `
-      + 'Closing it on RSS: a smaller default ring buffer (or mapping it once), and fewer per-bucket JS objects in the tick path (the V8 heap is what grows with workers).');
+  if (m && missed.has('memory-256')) {
+    const perTimelineKiB = m.trackedAlive ? (m.timelineMiB * 1024) / m.trackedAlive : 0;
+    out.push(`- **Agent RSS at 256 workers: ${m.rssMiB} MiB.** The biggest part that grows with workers is the timelines: ${m.timelineMiB} MiB, `
+      + `${perTimelineKiB.toFixed(0)} KiB per tracked process (${m.bucketsPerTimeline} buckets × 23 Float64 columns + a Uint32 runqueue histogram per bucket, preallocated). `
+      + `RSS also counts ${m.bpfMappedRssMiB} MiB of BPF mappings (the ring buffer's data pages, mapped twice; kernel memory already in the BPF map figure) and the node binary's shared text: `
+      + `the proportional set size is ${m.pssMiB} MiB, private anonymous memory ${m.anonMiB} MiB, V8 heap ${m.heapUsedMiB} MiB. `
+      + 'What would close it: narrower columns (Uint32/Float32 where a bucket\'s value fits, byte counts in KiB), a sparse or Uint16 histogram (most slots are empty), '
+      + 'or buckets allocated as the ring fills rather than up front would bring the timelines to roughly a third; a 4 MiB default ring buffer would take 8 MiB more off RSS. '
+      + `(Buckets filled ${m.bucketsFilled ?? '–'}/${m.bucketsPerTimeline}: at the 100 ms interval used to fill the window quickly, a tick over 257 processes costs ${m.agentCpuPct} % of a core, about a tenth of that at the default 1 s.)`);
+  }
   if (missed.has('ingest') && r.ingest)
     out.push('- **Ingest.** The paced producer is one python3.11 process; when it cannot reach the target rate the figure is the producer\'s, see the flat-out row.');
   return out.length ? ['## Notes on targets missed or inconclusive', '', ...out, ''] : [];

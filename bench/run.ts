@@ -67,7 +67,21 @@ function parse(argv: string[]) {
   };
 }
 
+/** --render FILE.json: re-renders the Markdown (and docs/BENCHMARKS.md with --docs) of an earlier run. */
+function render(argv: string[]): number {
+  const file = argv[argv.indexOf('--render') + 1];
+  const r = JSON.parse(fs.readFileSync(file, 'utf8')) as BenchResults;
+  if (r.schema !== SCHEMA) throw new Error(`${file}: schema ${r.schema}, expected ${SCHEMA}`);
+  r.targets = evaluateTargets(r);
+  const md = markdown(r);
+  fs.writeFileSync(file.replace(/\.json$/, '.md'), md + '\n');
+  if (argv.includes('--docs')) fs.writeFileSync(path.resolve(__dirname, '..', '..', 'docs', 'BENCHMARKS.md'), md + '\n');
+  process.stdout.write(md + '\n');
+  return 0;
+}
+
 async function main(): Promise<number> {
+  if (process.argv.includes('--render')) return render(process.argv);
   const o = parse(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('the benchmark loads BPF programs and creates cgroups: run it as root');
   installSignalCleanup();
