@@ -530,7 +530,16 @@ class AgentImpl extends EventEmitter implements Agent {
     const s = this.serviceOf(parent);
     if (!s) return;
     const startTicks = Math.floor(r.childStartNs / (1e9 / CLK_TCK));
-    if (parent.identity.role === 'standalone') parent.identity.role = 'master';
+    if (parent.identity.role === 'standalone') {
+      // It turned out to be a pre-fork server: from now on the kernel tracks its children from their fork.
+      parent.identity.role = 'master';
+      try {
+        this.tracer!.track(parent.identity.pid, parent.identity.startTicks * (1e9 / CLK_TCK), TRACK_FOLLOW_FORKS);
+      } catch (e) {
+        this.countError('track', e);
+      }
+      this.emit('topology');
+    }
     const w = this.register({ pid: r.childPid, startTicks, ppid: r.parentPid, comm: r.childComm, cmdline: [], exe: '' }, s, 'worker', r.childComm, true);
     if (w) this.log.debug('worker forked', { service: s.service.name, pid: r.childPid, generation: w.identity.generation });
   }

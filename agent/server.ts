@@ -62,7 +62,8 @@ export const SERVER_DEFAULTS = {
   port: 7070,
   maxClients: 64,
   maxMessageBytes: 64 * 1024,
-  maxClientBacklogBytes: 8 * 1024 * 1024,
+  // Per viewer: ten stalled viewers must not cost the agent more than ~50 MiB before they are dropped.
+  maxClientBacklogBytes: 4 * 1024 * 1024,
   pingIntervalMs: 15_000,
   maxClientMessagesPerSec: 50,
   maxSubscriptions: 10_000,
