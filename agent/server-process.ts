@@ -25,7 +25,8 @@
  *                    incidents list, bundle bytes, extra routes), counters, log
  * Bundles stay 0600 root-owned: the child asks the parent for their bytes.
  *
- * Bounds: at most maxPendingMessages broadcasts in flight to the child (later
+ * Bounds: at most maxHistoryPerSec history answers per second for all viewers
+ * together (each copies a timeline); at most maxPendingMessages broadcasts in flight to the child (later
  * ones are dropped and counted: a stuck child cannot grow the agent's memory);
  * at most MAX_INFLIGHT_REQUESTS requests from the child at once, each answered
  * or failed within REQUEST_TIMEOUT_MS on the child's side; a child that dies is
@@ -53,6 +54,8 @@ export const SERVER_PROCESS_DEFAULTS = {
   restartWindowMs: 60_000,
   /** How long close() waits for the child before SIGKILL. */
   closeTimeoutMs: 3000,
+  /** History answers per second for all viewers together: each costs the agent a timeline copy. */
+  maxHistoryPerSec: 50,
 } as const;
 
 /** What may cross the IPC channel to configure the child's server (no functions). */
@@ -176,6 +179,8 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
     malformedMessages: 0, oversizeMessages: 0, rateLimited: 0, versionMismatches: 0, framesSent: 0, bytesSent: 0,
     encodeErrors: 0, httpRequests: 0, badHttpRequests: 0,
   };
+  let historyTokens: number = SERVER_PROCESS_DEFAULTS.maxHistoryPerSec;
+  let historyRefillMs = Date.now();
   let url = '';
   let lastSnapshot: unknown;
   let lastState = '';
@@ -184,7 +189,8 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
 
   function spawnChild(): ChildProcess {
     const entry = childEntry();
-    const nodeArgs = ['--max-old-space-size=256'];
+    // A small heap: the server holds client backlogs (bounded) and transient frames, nothing else.
+    const nodeArgs = ['--max-old-space-size=128', '--max-semi-space-size=4'];
     let c: ChildProcess;
     const common: ForkOptions = { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', cwd: '/', env: { ...process.env, PREMORTEM_SERVER_CHILD: '1' } };
     if (SETPRIV) {
@@ -236,7 +242,17 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
 
   async function answer(c: ChildProcess, m: Extract<ChildMsg, { t: 'req' }>): Promise<void> {
     let reply: { ok: true; value: unknown } | { ok: false; code: string; message: string };
-    if (pending >= maxPending) {
+    if (m.op === 'history') {
+      const now = Date.now();
+      historyTokens = Math.min(SERVER_PROCESS_DEFAULTS.maxHistoryPerSec, historyTokens + ((now - historyRefillMs) / 1000) * SERVER_PROCESS_DEFAULTS.maxHistoryPerSec);
+      historyRefillMs = now;
+      if (historyTokens < 1) {
+        post(c, { t: 'res', id: m.id, ok: false, code: 'PREMORTEM_ERR_BUSY', message: `more than ${SERVER_PROCESS_DEFAULTS.maxHistoryPerSec} history requests per second; try again` });
+        return;
+      }
+      historyTokens--;
+    }
+    if (pending >= maxPending && (m.op === 'history' || m.op === 'readRaw')) {
       // The child is not reading: a small refusal instead of another large answer in the queue.
       post(c, { t: 'res', id: m.id, ok: false, code: 'PREMORTEM_ERR_BUSY', message: 'the agent is busy; try again' });
       return;

@@ -6,13 +6,6 @@
  * two worker keys, two timelines that never merge, two verdicts, two bundles.
  * Existing coverage: test/lifecycle.test.ts 'pid reuse' checks the kernel
  * filter's start-time check on a bare tracer; this one checks the agent.
- *
- * FAILS TODAY (agent.ts, reported to the lead): retire() of the first worker
- * runs deathSettleMs after its exit and calls tracer.untrack(pid) and deletes
- * the per-process map entries unconditionally, which removes the NEW holder's
- * filter entry (tracked by the kernel at its fork): its exit is then never
- * recorded and its verdict is "unknown". Fix: untrack only when the kernel
- * entry's start_ns names the retired worker (or no newer worker holds the pid).
  */
 import * as fs from 'fs';
 import * as os from 'os';

@@ -83,10 +83,8 @@ test('as nobody with only CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEA
     const b = await waitFor(() => v.messages.filter((m) => m.body === 'delta').flatMap((m) => m.delta!.workers)
       .find((w) => w.pid === busy.pid && w.bucket!.runqCount > 0 && w.bucket!.cpuMs > 0), 8000, 'runqueue waits of the tracked process');
     v.ws.terminate();
-    // Every probe loads. FAILS TODAY (native, reported): lifecycle and memory carry CO-RE
-    // relocations to types absent from this kernel (struct mm_rss_stat___old); libbpf then
-    // searches kernel-module BTF, and iterating BTF objects needs CAP_SYS_ADMIN: EPERM.
-    // Fix: open objects with btf_custom_path=/sys/kernel/btf/vmlinux (no module search).
+    // Every probe loads (CO-RE relocations to types absent from this kernel must not make
+    // libbpf search kernel-module BTF: iterating BTF objects needs CAP_SYS_ADMIN).
     const off = (h.features as Array<{ name: string; enabled: boolean }>).filter((f) => !f.name.startsWith('gc-usdt') && !f.enabled);
     expect(off).toEqual([]);
     console.log(`non-root agent: uid 65534 CapEff=0x${agentCaps.eff.toString(16)} (bpf, perfmon, sys_ptrace, dac_read_search); server child CapEff=0; tracked pid ${busy.pid}: runq ${b.bucket!.runqCount} waits, cpu ${b.bucket!.cpuMs} ms in one bucket`);

@@ -75,12 +75,11 @@ export interface ChurnResult {
 }
 
 /**
- * The pid filter and the tracked set must be back to baseline. KNOWN LEAK
- * (reported): per-process entries in faults / dstate_hist / ... are deleted only
- * when the agent retires a worker it registered, so children that exit before
- * the agent has handled their fork leave entries behind (bounded by each map's
- * preallocated size, so kernel memory does not grow). Those residues are
- * printed; PREMORTEM_STRICT_MAPS=1 makes them failures.
+ * The pid filter and the tracked set must be back to baseline. Residue in the
+ * other per-process maps (faults, rss_last, runq_hist, cpu_stats...): entries of
+ * children refused over maxTrackedProcesses are not deleted by anyone; the maps
+ * are LRU (dead processes age out) and preallocated, so kernel memory does not
+ * grow. The residue is printed; PREMORTEM_STRICT_MAPS=1 makes it a failure.
  */
 function checkBaseline(before: Record<string, number>, after: Record<string, number>): void {
   const residues: Record<string, number> = {};
@@ -90,7 +89,7 @@ function checkBaseline(before: Record<string, number>, after: Record<string, num
     if (extra) residues[name] = extra;
     if (process.env.PREMORTEM_STRICT_MAPS === '1') expect([name, after[name]]).toEqual([name, before[name]]);
   }
-  if (Object.keys(residues).length) console.log(`per-process BPF map residue after churn (known leak): ${JSON.stringify(residues)}`);
+  if (Object.keys(residues).length) console.log(`per-process BPF map residue after churn (LRU, ages out): ${JSON.stringify(residues)}`);
 }
 
 const RSS_CAP_MIB = Number(process.env.PREMORTEM_RSS_CAP_MIB) || 300;
