@@ -103,7 +103,7 @@ export interface WorkloadResult {
 
 const DESCRIBE: Record<WorkloadName, string> = {
   W1: 'connection churn: gunicorn + Flask, 2 sync workers, wrk -t2 -c32, Connection: close',
-  W2: 'keep-alive: uvicorn + Starlette, 2 workers, wrk -t2 -c32',
+  W2: 'keep-alive: uvicorn + Starlette, 2 uvicorn workers (gunicorn -k uvicorn.workers.UvicornWorker), wrk -t2 -c32',
   W3: 'lifecycle: W1 with --max-requests 1000 (jitter 100) in a 256 MiB v1 memory cgroup + one OOM kill per run',
 };
 

@@ -89,7 +89,10 @@ export function markdown(r: BenchResults): string {
   const L: string[] = [];
   L.push('# premortem benchmarks', '');
   L.push(`Run ${r.startedAt} → ${r.finishedAt} on ${r.machine.cpus} CPUs, kernel ${r.machine.kernel}, Node ${r.machine.node}; load average at start ${r.machine.loadAvgAtStart.map((x) => x.toFixed(2)).join(' ')}.`);
-  L.push(`Options: \`${JSON.stringify(r.options)}\`. Produced by \`npm run bench\` (bench/run.ts); JSON and Markdown in bench/results/.`, '');
+  const { merged, ...opts } = r.options as Record<string, unknown> & { merged?: Array<{ startedAt: string; finishedAt: string; replaced: string[]; options: Record<string, unknown> }> };
+  L.push(`Options: \`${JSON.stringify(opts)}\`. Produced by \`npm run bench\` (bench/run.ts); JSON and Markdown in bench/results/.`, '');
+  for (const m of merged ?? [])
+    L.push(`Re-run and merged in: ${m.replaced.join(', ')} — ${m.startedAt} → ${m.finishedAt}, same machine and session (\`${JSON.stringify(m.options)}\`).`, '');
   L.push('## Targets', '', '| target | measured | goal | status |', '|---|---|---|---|');
   for (const t of r.targets) L.push(`| ${t.what} | ${t.measured} | ${t.target} | **${t.status}**${t.note ? ` (${t.note})` : ''} |`);
   L.push('');

@@ -80,6 +80,33 @@ function render(argv: string[]): number {
   return 0;
 }
 
+/**
+ * --merge-into FULL.json: this run's steps (and overhead workloads) replace those of an earlier
+ * run, e.g. one workload re-run after a fix; the merged document says which parts came from where.
+ */
+function merge(base: BenchResults, part: BenchResults): BenchResults {
+  const out: BenchResults = { ...base, errors: [...base.errors] };
+  const steps = (part.options.steps as string[]) ?? [];
+  const replaced: string[] = [];
+  if (steps.includes('overhead') && part.overhead) {
+    const names = new Set(part.overhead.map((w) => w.name));
+    out.overhead = [...(base.overhead ?? []).filter((w) => !names.has(w.name)), ...part.overhead].sort((a, b) => a.name.localeCompare(b.name));
+    replaced.push(...[...names].map((n) => `overhead ${n}`));
+  }
+  for (const k of ['memory', 'ingest', 'latency', 'programCost'] as const) {
+    const step = k === 'programCost' ? 'progcost' : k;
+    if (steps.includes(step) && part[k]) {
+      (out as unknown as Record<string, unknown>)[k] = part[k];
+      replaced.push(step);
+    }
+  }
+  out.errors.push(...part.errors);
+  const merged = ((base.options.merged as unknown[]) ?? []).concat([{ startedAt: part.startedAt, finishedAt: part.finishedAt, replaced, options: part.options }]);
+  out.options = { ...base.options, merged };
+  out.finishedAt = part.finishedAt;
+  return out;
+}
+
 async function main(): Promise<number> {
   if (process.argv.includes('--render')) return render(process.argv);
   const o = parse(process.argv.slice(2));
@@ -120,7 +147,9 @@ async function main(): Promise<number> {
   } finally {
     await cleanupAll();
   }
-  const full: BenchResults = { ...res, finishedAt: new Date().toISOString(), targets: [] };
+  let full: BenchResults = { ...res, finishedAt: new Date().toISOString(), targets: [] };
+  const into = process.argv.includes('--merge-into') ? process.argv[process.argv.indexOf('--merge-into') + 1] : undefined;
+  if (into) full = merge(JSON.parse(fs.readFileSync(into, 'utf8')) as BenchResults, full);
   full.targets = evaluateTargets(full);
   const md = markdown(full);
   fs.mkdirSync(o.out, { recursive: true });
@@ -130,7 +159,7 @@ async function main(): Promise<number> {
   fs.writeFileSync(jsonPath, JSON.stringify(full, null, 2) + '\n');
   fs.writeFileSync(mdPath, md + '\n');
   fs.writeFileSync(path.join(o.out, `latest-${o.mode}.json`), JSON.stringify(full, null, 2) + '\n');
-  if (o.docs) fs.writeFileSync(path.resolve(__dirname, '..', '..', 'docs', 'BENCHMARKS.md'), md + '\n');
+  if (o.docs || (into && process.argv.includes('--docs'))) fs.writeFileSync(path.resolve(__dirname, '..', '..', 'docs', 'BENCHMARKS.md'), md + '\n');
   process.stdout.write('\n' + md + '\n');
   process.stdout.write(`\nresults: ${jsonPath}\n          ${mdPath}${o.docs ? '\n          docs/BENCHMARKS.md' : ''}\n`);
   return res.errors.length ? 1 : 0;
