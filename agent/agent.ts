@@ -701,6 +701,7 @@ class AgentImpl extends EventEmitter implements Agent {
         this.emit('bundle', incident, bundle);
       } catch (err) {
         this.countError('bundle-write', err);
+        this.emit('store-error', (err as { code?: string }).code ?? 'PREMORTEM_ERR_STORE', `post-mortem of pid ${w.identity.pid} not written: ${(err as Error).message}`);
         this.log.error('could not write the post-mortem bundle; tracing continues', { pid: w.identity.pid, error: (err as Error).message });
       }
     } else {

@@ -125,6 +125,7 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
     agent.on('death', (d) => server!.broadcastDeath(d));
     agent.on('bundle', (incident) => server!.broadcastBundleReady(incident));
     agent.on('lost', (l) => server!.broadcastLost(l));
+    agent.on('store-error', (code: string, message: string) => server!.broadcastError(code, message));
     try {
       ({ url } = await server.listen());
     } catch (e) {

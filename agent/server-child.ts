@@ -15,7 +15,7 @@ import { capabilitiesOf } from './server-process';
 
 type ParentMsg =
   | { t: 'init'; config: ChildServerConfig }
-  | { t: 'delta'; d: never } | { t: 'snapshot'; s: never } | { t: 'death'; d: never } | { t: 'bundleReady'; i: never } | { t: 'lost'; l: never }
+  | { t: 'delta'; d: never } | { t: 'snapshot'; s: never } | { t: 'death'; d: never } | { t: 'bundleReady'; i: never } | { t: 'lost'; l: never } | { t: 'error'; code: string; message: string }
   | { t: 'state'; features: Feature[]; storeHealth: StoreHealth | null }
   | { t: 'res'; id: number; ok: boolean; value?: unknown; code?: string; message?: string }
   | { t: 'close' };
@@ -129,6 +129,7 @@ process.on('message', (m: ParentMsg) => {
     case 'death': server?.broadcastDeath(m.d); return;
     case 'bundleReady': server?.broadcastBundleReady(m.i); return;
     case 'lost': server?.broadcastLost(m.l); return;
+    case 'error': server?.broadcastError(m.code, m.message); return;
     case 'state': features = m.features; storeHealth = m.storeHealth; return;
     case 'res': {
       const w = waiting.get(m.id);

@@ -351,6 +351,7 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
     broadcastDeath(d) { post(child, { t: 'death', d }); },
     broadcastBundleReady(i) { post(child, { t: 'bundleReady', i }); },
     broadcastLost(l) { post(child, { t: 'lost', l }, true); },
+    broadcastError(code, message) { post(child, { t: 'error', code, message }, true); },
     counters: () => ({ ...counters }),
     close() {
       if (closing) return closing;

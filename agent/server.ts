@@ -152,6 +152,8 @@ export interface PremortemServer {
   broadcastDeath(death: DeepPartial<Death>): void;
   broadcastBundleReady(incident: DeepPartial<IncidentSummary>): void;
   broadcastLost(lost: DeepPartial<Lost>): void;
+  /** An agent-side error every viewer should see now (e.g. post-mortems cannot be written). */
+  broadcastError(code: string, message: string): void;
   counters(): ServerCounters;
   /** Terminates every client and the server, once; later calls return the same promise. */
   close(): Promise<void>;
@@ -776,6 +778,7 @@ export function createServer(options: ServerOptions = {}): PremortemServer {
     broadcastDeath: (death) => broadcastFrame(encodeServer({ death })),
     broadcastBundleReady: (incident) => broadcastFrame(encodeServer({ bundleReady: { incident } })),
     broadcastLost: (lost) => broadcastFrame(encodeServer({ lost })),
+    broadcastError: (code, message) => broadcastFrame(encodeServer({ error: { code, message } })),
     counters: () => ({ ...counters, clients: clients.size }),
     close() {
       if (closing) return closing;

@@ -99,6 +99,10 @@ test('full and read-only data directory: tracing goes on, errors counted and sho
     hello = await waitFor(() => v.messages.find((m) => m.body === 'hello'), 3000, 'Hello');
     expect(hello.hello!.features.find((f) => f.name === 'store')).toMatchObject({ enabled: false });
     expect(hello.hello!.features.find((f) => f.name === 'store')!.reason).toMatch(/READ_ONLY/);
+    // A viewer already connected hears of the next failed write at once, as an Error frame.
+    const err = await waitFor(() => v.messages.find((m) => m.body === 'error'), 8000, 'an Error frame for a failed write');
+    expect(err.error!.code).toBe('PREMORTEM_ERR_STORE_READ_ONLY');
+    expect(err.error!.message).toMatch(/post-mortem of pid \d+ not written/);
     v.ws.terminate();
     // Tracing went on all along: one tick per 500 ms, deaths still judged.
     const elapsedTicks = ticks - ticks0;
