@@ -359,6 +359,8 @@ class AgentImpl extends EventEmitter implements Agent {
         this.lastCapWarnMs = Date.now();
         this.log.warn(`tracked-process cap reached (${this.options.maxTrackedProcesses}): not tracking pid ${p.pid} and later ones; raise --max-tracked`, { refused: this.refusedOverCap });
       }
+      // A forked child is already in the kernel's filter (its master follows forks): take it out.
+      if (forked) this.untrack(p.pid);
       return undefined;
     }
     const isMaster = role === 'master';
