@@ -46,7 +46,7 @@ import { projectRoot } from './native';
 /** The user the server runs as when the agent is root. */
 export const SERVER_USER = { uid: 65534, gid: 65534, name: 'nobody' } as const;
 export const SERVER_PROCESS_DEFAULTS = {
-  maxPendingMessages: 256,
+  maxPendingMessages: 64,
   /** Longest the child waits for an answer from the parent. */
   requestTimeoutMs: 5000,
   maxInflightRequests: 64,
@@ -55,7 +55,7 @@ export const SERVER_PROCESS_DEFAULTS = {
   /** How long close() waits for the child before SIGKILL. */
   closeTimeoutMs: 3000,
   /** History answers per second for all viewers together: each costs the agent a timeline copy. */
-  maxHistoryPerSec: 50,
+  maxHistoryPerSec: 20,
 } as const;
 
 /** What may cross the IPC channel to configure the child's server (no functions). */
