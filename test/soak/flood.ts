@@ -122,8 +122,11 @@ export async function runFloodScenario(opts: { seconds: number; ratePerSec: numb
     expect(lostFrames.reduce((a, l) => a + l.dropped, 0)).toBe(total);
     if (firstDropToMetricsMs !== null) expect(firstDropToMetricsMs).toBeLessThan(2000);
     // The timeline marks the gap.
+    // The Delta of the last lossy interval follows its Lost frame: wait for it.
+    const markersOf = () => viewer.messages.filter((m) => m.body === 'delta').flatMap((m) => m.delta!.markers).filter((m) => m.kind === 'records-lost');
+    await waitFor(() => markersOf().reduce((a, m) => a + Number(m.numbers?.dropped ?? 0), 0) >= total, 3000, 'records-lost markers adding up');
     const deltas = viewer.messages.filter((m) => m.body === 'delta').map((m) => m.delta!);
-    const lostMarkers = deltas.flatMap((d) => d.markers).filter((m) => m.kind === 'records-lost');
+    const lostMarkers = markersOf();
     expect(lostMarkers.length).toBeGreaterThan(0);
     expect(lostMarkers.reduce((a, m) => a + Number(m.numbers?.dropped ?? 0), 0)).toBe(total);
     const workerBuckets = deltas.flatMap((d) => d.workers).filter((w) => w.pid === producer.pid);
