@@ -125,6 +125,22 @@ function childEntry(): string {
 
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
 
+/** Whether a user who is neither owner nor group can reach `dir`: every directory on the way must be o+x, the last o+rx. */
+export function othersCanReach(dir: string): boolean {
+  let d = path.resolve(dir);
+  try {
+    if ((fs.statSync(d).mode & 0o005) !== 0o005) return false;
+    for (;;) {
+      const parent = path.dirname(d);
+      if (parent === d) return true;
+      d = parent;
+      if ((fs.statSync(d).mode & 0o001) === 0) return false;
+    }
+  } catch {
+    return false;
+  }
+}
+
 /** A minimal ServerResponse stand-in for running an extra route (e.g. /metrics) on behalf of the child. */
 class CapturedResponse {
   statusCode = 200;
@@ -163,7 +179,12 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
   if (!isLoopbackHost(opts.config.host) && !opts.config.token)
     throw new TypeError(`binding to ${opts.config.host} (not loopback) needs a token`);
   const isRoot = process.getuid?.() === 0;
-  const user = opts.user ?? (isRoot ? { uid: SERVER_USER.uid, gid: SERVER_USER.gid } : undefined);
+  // nobody must be able to read the code and the viewer; a checkout under /root (0700) is not.
+  // Then the child keeps uid 0 but still holds no capability at all (empty bounding set).
+  const reachable = !isRoot || opts.user !== undefined || othersCanReach(projectRoot());
+  if (!reachable)
+    logger.warn(`${projectRoot()} is not readable by ${SERVER_USER.name}: the server process runs as uid 0 with no capabilities; install premortem under a world-readable path (e.g. /opt) to run it as ${SERVER_USER.name}`);
+  const user = opts.user ?? (isRoot && reachable ? { uid: SERVER_USER.uid, gid: SERVER_USER.gid } : undefined);
   const config: ChildServerConfig = {
     ...opts.config, hasStore: !!store, hasExtraRoutes: !!hooks.extraRoutes,
     requestTimeoutMs: SERVER_PROCESS_DEFAULTS.requestTimeoutMs, maxInflightRequests: SERVER_PROCESS_DEFAULTS.maxInflightRequests,
