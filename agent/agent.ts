@@ -50,6 +50,8 @@ export const AGENT_VERSION: string = (() => {
 const MAX_SIGNALS_PER_WORKER = 32;
 /** Dead workers kept (for siblings' context in later bundles) before the oldest is forgotten. */
 const MAX_DEAD_WORKERS = 256;
+/** Interpreter binaries with GC probes attached (or found without them). */
+const MAX_GC_TARGETS = 64;
 /** Drop-counter history kept to tell how many records a bundle window lost. */
 const MAX_DROP_HISTORY = 4096;
 /** Kernel maps holding per-process state, cleaned when a process is retired. */
@@ -433,8 +435,11 @@ class AgentImpl extends EventEmitter implements Agent {
       this.countError('gc-target', e);
       return;
     }
-    const path = target.path || `(pid ${pid})`;
+    // No file found (e.g. the process is already gone): nothing to attach, nothing to report.
+    if (!target.path) return;
+    const path = target.path;
     if (this.gcTargets.has(path)) return;
+    if (this.gcTargets.size >= MAX_GC_TARGETS) return; // bound: interpreters are few; never a per-pid list
     if (!target.hasProbes) {
       this.gcTargets.set(path, { ok: false, reason: target.reason, links: [] });
       this.log.info(`no GC probes for ${path}: ${target.reason}`);
