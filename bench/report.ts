@@ -6,10 +6,11 @@
 import type { IngestResult } from './ingest';
 import type { LatencyResult } from './latency';
 import type { MemoryResult } from './memory';
-import type { WorkloadResult } from './overhead';
+import { lifecycleExact, type WorkloadResult } from './overhead';
 import type { ProgCostResult } from './progcost';
 
 export const SCHEMA = 'premortem-bench/1';
+const MIN_EVENTS = 1000;
 
 export interface Target {
   id: string;
@@ -59,7 +60,7 @@ export function evaluateTargets(r: Omit<BenchResults, 'targets'>): Target[] {
   const w3 = wl('W3');
   if (w3) {
     const runs = w3.runs.filter((x) => x.lifecycle && x.condition.startsWith('premortem'));
-    const exact = runs.filter((x) => x.lifecycle!.exact).length;
+    const exact = runs.filter((x) => lifecycleExact(x.lifecycle!)).length;
     const exits = runs.reduce((a, x) => a + x.lifecycle!.independentExits, 0);
     const ooms = runs.reduce((a, x) => a + x.lifecycle!.independentOomKills, 0);
     t.push({ id: 'W3-exact', what: 'W3 exits and OOM kills judged by the agent = independent count', target: 'exact in every premortem run',
@@ -77,11 +78,14 @@ export function evaluateTargets(r: Omit<BenchResults, 'targets'>): Target[] {
   t.push({ id: 'latency-bundle', what: 'worker death → bundle on disk p99', target: '≤ 1000 ms',
     measured: r.latency ? `${f(r.latency.deaths.fileP99Ms, 0)} ms (${r.latency.deaths.bundles}/${r.latency.deaths.killed} bundles)` : '–',
     status: !r.latency || r.latency.deaths.fileP99Ms === null ? 'not run' : r.latency.deaths.fileP99Ms <= 1000 && r.latency.deaths.bundles === r.latency.deaths.killed ? 'met' : 'missed' });
-  const sched = r.programCost?.schedulerHooks.filter((h) => h.premortemNsPerEvent !== null) ?? [];
-  const worst = sched.reduce((a, h) => Math.max(a, h.premortemNsPerEvent!), 0);
-  t.push({ id: 'sched-cost', what: 'premortem ns per scheduler event (all programs on the hook)', target: '≤ 1000 ns',
-    measured: sched.length ? sched.map((h) => `${h.hook} ${h.premortemNsPerEvent} ns`).join(', ') : '–',
-    status: !sched.length ? 'not run' : worst <= 1000 ? 'met' : 'missed' });
+  // Judged on hooks with enough events for a stable mean (sched_wakeup_new fires once per fork).
+  const hookEvents = (hook: string) => Math.max(0, ...(r.programCost?.programs.filter((p) => p.owner.startsWith('premortem') && p.hook === hook).map((p) => p.events) ?? []));
+  const hooks = r.programCost?.schedulerHooks.filter((h) => h.premortemNsPerEvent !== null) ?? [];
+  const judged = hooks.filter((h) => hookEvents(h.hook) >= MIN_EVENTS);
+  const worst = judged.reduce((a, h) => Math.max(a, h.premortemNsPerEvent!), 0);
+  t.push({ id: 'sched-cost', what: `premortem ns per scheduler event (all programs on the hook; judged where ≥ ${MIN_EVENTS} events)`, target: '≤ 1000 ns',
+    measured: hooks.length ? hooks.map((h) => `${h.hook} ${h.premortemNsPerEvent} ns (n=${hookEvents(h.hook)}${hookEvents(h.hook) < MIN_EVENTS ? ', not judged' : ''})`).join(', ') : '–',
+    status: !judged.length ? 'not run' : worst <= 1000 ? 'met' : 'missed' });
   return t;
 }
 
@@ -108,7 +112,7 @@ export function markdown(r: BenchResults): string {
         '|---|---|---|---|---|---|---|---|' + (w.name === 'W3' ? '---|' : ''));
       for (const c of w.conditions)
         L.push(`| ${c.condition} | ${c.pairs} | ${f(c.rpsRatio, 3)} | ${f(c.p99Ratio, 3)} | ${f(c.tracerCpuPct, 2)} | ${pct(c.ctxtInflationPerRequest)} | ${pct(c.ctxtInflationPerSec)} | ${c.tcpSockets ?? '–'} |`
-          + (w.name === 'W3' ? ` ${c.lifecycleExact ? `${c.lifecycleExact.exact}/${c.lifecycleExact.runs}` : '–'} |` : ''));
+          + (w.name === 'W3' ? ` ${w3Exact(w, c.condition)} |` : ''));
       L.push('');
     }
   }
@@ -157,10 +161,20 @@ export function markdown(r: BenchResults): string {
   return L.join('\n');
 }
 
+function w3Exact(w: WorkloadResult, condition: string): string {
+  const runs = w.runs.filter((x) => x.condition === condition && x.lifecycle && condition.startsWith('premortem'));
+  return runs.length ? `${runs.filter((x) => lifecycleExact(x.lifecycle!)).length}/${runs.length}` : '–';
+}
+
 /** Why a target was missed and what would close it, from what this run measured. */
 function notes(r: BenchResults): string[] {
   const out: string[] = [];
   const missed = new Set(r.targets.filter((t) => t.status === 'missed' || t.status === 'inconclusive').map((t) => t.id));
+  const inconclusive = r.overhead?.filter((w) => w.inconclusive) ?? [];
+  if (inconclusive.length)
+    out.push(`- **Inconclusive workloads: ${inconclusive.map((w) => `${w.name} (baseline CV ${((w.baseline.rpsCv ?? 0) * 100).toFixed(0)} %, ${w.baseline.rpsMin}–${w.baseline.rpsMax} req/s)`).join(', ')}.** `
+      + 'Other jobs shared this 2-vCPU machine during the run, so the no-tracer runs swung more than 10 %; their paired ratios are printed but not judged. '
+      + 'Tracer CPU, context switches per request and the kernel-side figures (items 3 and 5) do not depend on that baseline.');
   const w1 = r.overhead?.find((w) => w.name === 'W1')?.conditions.find((c) => c.condition === 'premortem');
   if (missed.has('W1-cpu') || [...missed].some((id) => /^W[12]-/.test(id))) {
     out.push(`- **Agent CPU under connection churn.** Most of the agent's CPU goes to parsing /proc/net/tcp{,6}: once per tick `
@@ -173,13 +187,31 @@ function notes(r: BenchResults): string[] {
       + 'of the watched ports, and read /proc (or sock_diag) only to seed them. The agent CPU competes with the workers on 2 vCPUs, so the throughput, '
       + 'p99 and context-switch figures move with it.');
   }
+  const w3 = r.overhead?.find((w) => w.name === 'W3');
+  if (w3) {
+    const runs = w3.runs.filter((x) => x.lifecycle && x.condition.startsWith('premortem'));
+    const bad = runs.filter((x) => !lifecycleExact(x.lifecycle!));
+    const oddOom = runs.filter((x) => x.lifecycle!.oomRecords !== x.lifecycle!.independentOomKills);
+    const describe = (x: (typeof runs)[number]) => `round ${x.round + 1} ${x.condition}: ${x.lifecycle!.independentExits} deaths / ${x.lifecycle!.independentOomKills} OOM kill(s) counted independently; `
+      + `agent ${x.lifecycle!.agentExits} deaths, verdicts ${JSON.stringify(x.lifecycle!.agentVerdicts)}, ${x.lifecycle!.oomRecords} OOM record(s), ${x.lifecycle!.exitRecords} exit records`
+      + `${x.lifecycle!.missing.length ? `, missing pids ${x.lifecycle!.missing.join(' ')}` : ''}${x.lifecycle!.extra.length ? `, extra pids ${x.lifecycle!.extra.join(' ')}` : ''}`;
+    if (bad.length)
+      out.push(`- **W3: ${bad.length} of ${runs.length} premortem runs not exact.** ${bad.map(describe).join('. ')}. `
+        + 'Where the set of dead workers matched, what differs is the OOM victim\'s verdict ("exited" although an OOM record was delivered and the cgroup counted a kill). '
+        + 'A likely cause, not verified here: under --max-requests recycling the OOM victim can be a worker already on its way out, or the record is matched to the worker '
+        + 'by pid and start time and missed; the agent (agent.ts onOom → judge, verdict.ts) should be checked against this case with a test that recycles and OOM-kills at once.');
+    if (oddOom.length)
+      out.push(`- **W3 raw OOM records vs OOM kills.** ${oddOom.map(describe).join('. ')}. The kernel fires mark_victim for every task it marks, `
+        + 'which can exceed the kills the cgroup counts; the agent keeps one OOM per worker, so its verdicts stay right.');
+  }
   const m = r.memory?.find((x) => x.workers === 256);
   if (m && missed.has('memory-256')) {
     const perTimelineKiB = m.trackedAlive ? (m.timelineMiB * 1024) / m.trackedAlive : 0;
     out.push(`- **Agent RSS at 256 workers: ${m.rssMiB} MiB.** The biggest part that grows with workers is the timelines: ${m.timelineMiB} MiB, `
       + `${perTimelineKiB.toFixed(0)} KiB per tracked process (${m.bucketsPerTimeline} buckets × 23 Float64 columns + a Uint32 runqueue histogram per bucket, preallocated). `
       + `RSS also counts ${m.bpfMappedRssMiB} MiB of BPF mappings (the ring buffer's data pages, mapped twice; kernel memory already in the BPF map figure) and the node binary's shared text: `
-      + `the proportional set size is ${m.pssMiB} MiB, private anonymous memory ${m.anonMiB} MiB, V8 heap ${m.heapUsedMiB} MiB. `
+      + `the proportional set size is ${m.pssMiB} MiB, private anonymous memory ${m.anonMiB} MiB, of which V8 heap in use ${m.heapUsedMiB} MiB and timelines ${m.timelineMiB} MiB; `
+      + `the other ${(m.anonMiB - m.heapUsedMiB - m.timelineMiB).toFixed(0)} MiB (V8's reserved but unused heap, external buffers, native allocations) is not broken down here — a heap snapshot of an agent at 256 workers would. `
       + 'What would close it: narrower columns (Uint32/Float32 where a bucket\'s value fits, byte counts in KiB), a sparse or Uint16 histogram (most slots are empty), '
       + 'or buckets allocated as the ring fills rather than up front would bring the timelines to roughly a third; a 4 MiB default ring buffer would take 8 MiB more off RSS. '
       + `(Buckets filled ${m.bucketsFilled ?? '–'}/${m.bucketsPerTimeline}: at the 100 ms interval used to fill the window quickly, a tick over 257 processes costs ${m.agentCpuPct} % of a core, about a tenth of that at the default 1 s.)`);
