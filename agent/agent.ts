@@ -579,7 +579,8 @@ class AgentImpl extends EventEmitter implements Agent {
     const tMs = this.recMs(r.tsNs);
     const rss = r.rssAnonBytes + r.rssFileBytes + r.rssShmemBytes;
     const scope = r.kind === OomKind.Cgroup ? 'cgroup' : r.kind === OomKind.Global ? 'global' : 'none';
-    const cg = memoryCgroupOf(w.memoryCgroupPid) ?? w.memoryCgroup;
+    // Read while it lived: the victim's /proc may already show the root cgroup.
+    const cg = w.memoryCgroup ?? memoryCgroupOf(w.memoryCgroupPid) ?? undefined;
     w.oom = {
       tMs, scope, cgroupPath: cg?.path ?? '', rssBytes: rss,
       limitBytes: r.oomLimitBytes || r.memcgLimitBytes, usageBytes: r.oomUsageBytes || r.memcgUsageBytes,
@@ -844,7 +845,11 @@ class AgentImpl extends EventEmitter implements Agent {
       b.threads = 0;
     }
     w.prev = now;
-    const cg = this.cgroupCache.get(w.memoryCgroupPid) ?? this.cgroupCache.set(w.memoryCgroupPid, memoryCgroupOf(w.memoryCgroupPid)).get(w.memoryCgroupPid);
+    // An exited task (zombie or gone) shows the root cgroup in /proc: keep the last one it lived in.
+    const living = !final && now.stat !== undefined && now.stat.state !== 'Z';
+    const cg = living
+      ? this.cgroupCache.get(w.memoryCgroupPid) ?? this.cgroupCache.set(w.memoryCgroupPid, memoryCgroupOf(w.memoryCgroupPid)).get(w.memoryCgroupPid)
+      : w.memoryCgroup && (readMemoryCgroup(w.memoryCgroup.version, w.memoryCgroup.dir.slice(0, w.memoryCgroup.dir.length - w.memoryCgroup.path.length) || '/', w.memoryCgroup.path) ?? w.memoryCgroup);
     if (cg) {
       w.memoryCgroup = cg;
       b.cgroupUsageBytes = cg.usageBytes;
