@@ -84,11 +84,13 @@ test('a worker leaking memory in a memory cgroup: oom-killed, RSS rising, limit 
   const d = await deathOf(worker);
   expect(d.verdict).toMatchObject({ kind: 'oom-killed', oomScope: 'cgroup', failure: true });
   expect(d.verdict!.limitBytes).toBe(limit);
+  expect(d.verdict!.cgroupPath).toBe(cg.path);
   expect(d.verdict!.summary).toMatch(new RegExp(`OOM-killed pid ${worker}`));
 
   const bundle = await bundleOf(d);
   expect(bundle.verdict!.kind).toBe('oom-killed');
   expect(bundle.cgroupLimits?.memoryMaxBytes).toBe(limit);
+  expect(bundle.cgroupLimits?.path).toBe(cg.path);
   const mine = bundle.timelines[0];
   expect(mine.identity!.pid).toBe(worker);
   const last30 = mine.buckets.filter((b) => b.tMs >= d.tMs - 30_000 && b.rssBytes > 0);
