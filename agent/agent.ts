@@ -24,10 +24,10 @@ import type { GcPauseRecord } from './probes/pygc';
 import type { BioSlowRecord } from './probes/disk';
 import type { TcpEventRecord } from './probes/tcp';
 import { OomKind } from './probes/lifecycle';
-import { TcpEvent, TcpWatcher, TCP_EVENT_NAMES } from './probes/tcp';
+import { TcpEvent, TcpWatcher, TCP_EVENT_NAMES, UNTRACED_STATES } from './probes/tcp';
 import { attachGcProbes } from './probes/pygc';
 import { findGcProbeTarget } from './python-usdt';
-import { bootUnixMs, readCmdline, readExe, readHost, readStat, CLK_TCK } from './procfs';
+import { bootUnixMs, listeningInodes, readCmdline, readExe, readHost, readStat, CLK_TCK } from './procfs';
 import { memoryCgroupOf, readMemoryCgroup, MemoryCgroup } from './cgroup';
 import { readTcpSockets } from './sockets';
 import { bucketFrom, Cumulative, readCumulative, readRssLast } from './sampler';
@@ -50,6 +50,8 @@ export const AGENT_VERSION: string = (() => {
 const MAX_SIGNALS_PER_WORKER = 32;
 /** Dead workers kept (for siblings' context in later bundles) before the oldest is forgotten. */
 const MAX_DEAD_WORKERS = 256;
+/** How often /proc/net/tcp is read when the tcp probe counts transitions in the kernel. */
+const PROC_NET_TCP_REFRESH_MS = 5000;
 /** Interpreter binaries with GC probes attached (or found without them). */
 const MAX_GC_TARGETS = 64;
 /** Drop-counter history kept to tell how many records a bundle window lost. */
@@ -293,7 +295,8 @@ class AgentImpl extends EventEmitter implements Agent {
     let found: DiscoveredService[];
     try {
       found = discover({ pids: this.options.pids, match: this.options.match, cgroup: this.options.cgroup,
-        exclude: this.options.exclude, autoDiscover: this.options.autoDiscover || !(this.options.pids.length || this.options.match || this.options.cgroup) });
+        exclude: this.options.exclude, autoDiscover: this.options.autoDiscover || !(this.options.pids.length || this.options.match || this.options.cgroup) },
+      process.pid, process.ppid, () => this.listeningNow());
     } catch (e) {
       this.countError('discovery', e);
       return;
@@ -874,12 +877,26 @@ class AgentImpl extends EventEmitter implements Agent {
   private cgroupCache = new Map<number, MemoryCgroup | null>();
   private socketCache?: { tMs: number; sockets: ReturnType<typeof readTcpSockets> };
 
-  /** /proc/net/tcp{,6} once per tick for all services. */
+  /**
+   * /proc/net/tcp{,6}, read at most every PROC_NET_TCP_REFRESH_MS: the kernel walks every
+   * socket of the host to write it (15,000 TIME_WAIT sockets under connection churn made it
+   * most of the agent's CPU). The tcp probe's counters give the per-tick numbers; this gives
+   * what they cannot see (TIME_WAIT, pending connections) and the accept queue between SYNs.
+   */
   private socketsNow() {
     const now = Date.now();
-    if (!this.socketCache || now - this.socketCache.tMs > this.options.intervalMs / 2)
-      this.socketCache = { tMs: now, sockets: readTcpSockets() };
+    if (!this.socketCache || now - this.socketCache.tMs >= (this.tcp ? PROC_NET_TCP_REFRESH_MS : this.options.intervalMs / 2))
+      this.socketCache = { tMs: now, sockets: readTcpSockets(undefined, new Set([...this.services.values()].flatMap((s) => s.service.ports))) };
     return this.socketCache.sockets;
+  }
+
+  private listeningCache?: { tMs: number; map: Map<number, number> };
+
+  private listeningNow(): Map<number, number> {
+    const now = Date.now();
+    if (!this.listeningCache || now - this.listeningCache.tMs >= PROC_NET_TCP_REFRESH_MS)
+      this.listeningCache = { tMs: now, map: listeningInodes() };
+    return this.listeningCache.map;
   }
   private droppedThisInterval = 0;
 
@@ -947,13 +964,13 @@ class AgentImpl extends EventEmitter implements Agent {
     const states: Record<string, number> = {};
     let retransmits = 0, rstSent = 0, rstRecv = 0, drops = 0;
     if (s.service.ports.length) {
-      // States from /proc/net/tcp: the true current count, pre-existing sockets included;
-      // transitions, resets and overflows from the kernel counters.
+      // States the tcp probe counts come from the kernel each tick; the ones it cannot see
+      // (TIME_WAIT, pending connections) and the accept queue from /proc/net/tcp (cached).
       try {
         for (const sock of this.socketsNow()) {
           if (!s.service.ports.includes(sock.localPort)) continue;
-          states[sock.state] = (states[sock.state] ?? 0) + 1;
-          if (sock.state === 'LISTEN') depth += sock.rxQueue; // accept queue now
+          if (!this.tcp || UNTRACED_STATES.has(sock.state)) states[sock.state] = (states[sock.state] ?? 0) + 1;
+          if (sock.state === 'LISTEN') depth += sock.rxQueue;
         }
       } catch (e) {
         this.countError('sockets', e);
@@ -963,6 +980,8 @@ class AgentImpl extends EventEmitter implements Agent {
           try {
             const st = this.tcp.stats(port);
             const kd = this.tcp.listen(port);
+            for (const [name, n] of Object.entries(st.current))
+              if (n > 0 && !UNTRACED_STATES.has(name)) states[name] = (states[name] ?? 0) + n;
             const prev = s.prevTcp?.get(port);
             retransmits += st.retransmits - (prev?.retransmits ?? st.retransmits);
             rstSent += st.rstSent - (prev?.rstSent ?? st.rstSent);

@@ -84,7 +84,12 @@ function toProcess(st: ProcStat, cmdline: string[], exe: string): DiscoveredProc
 }
 
 /** One /proc scan: every python service on the host that the selection admits. */
-export function discover(sel: Selection = {}, selfPid = process.pid, parentPid = process.ppid): DiscoveredService[] {
+/**
+ * `listening` supplies the host's listening sockets (inode → port); the agent passes a cached
+ * one: reading /proc/net/tcp walks every socket of the host (TIME_WAIT included).
+ */
+export function discover(sel: Selection = {}, selfPid = process.pid, parentPid = process.ppid,
+  listening: () => Map<number, number> = listeningInodes): DiscoveredService[] {
   const explicit = !!(sel.pids?.length || sel.match || sel.cgroup);
   const auto = sel.autoDiscover ?? !explicit;
   const procs = new Map<number, DiscoveredProcess>();
@@ -112,11 +117,12 @@ export function discover(sel: Selection = {}, selfPid = process.pid, parentPid =
     } else roots.push(p);
   }
 
-  const listening = listeningInodes();
+  let listen: Map<number, number> | undefined;
   const portsOf = (p: DiscoveredProcess) => {
     const out: number[] = [];
     for (const inode of socketInodes(p.pid)) {
-      const port = listening.get(inode);
+      listen ??= listening(); // only when a python process holds sockets
+      const port = listen.get(inode);
       if (port !== undefined && !out.includes(port)) out.push(port);
     }
     return out;

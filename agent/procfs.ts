@@ -102,6 +102,7 @@ export function listeningInodes(): Map<number, number> {
     const text = readOrNull(file);
     if (!text) continue;
     for (const line of text.split('\n').slice(1)) {
+      if (!line.includes(' 0A ')) continue; // not LISTEN: skip the split of the many others
       const f = line.trim().split(/\s+/);
       if (f.length < 10 || f[3] !== '0A') continue; // 0A = LISTEN
       const port = parseInt(f[1].split(':')[1], 16);

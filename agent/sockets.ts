@@ -52,11 +52,18 @@ function addr6(hex: string): string {
   return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
 }
 
-/** Parses one /proc/net/tcp{,6} text. */
-export function parseProcNetTcp(text: string, family: 4 | 6): TcpSocketEntry[] {
+/** Parses one /proc/net/tcp{,6} text; with `localPorts`, only sockets on those local ports. */
+export function parseProcNetTcp(text: string, family: 4 | 6, localPorts?: Set<number>): TcpSocketEntry[] {
   const out: TcpSocketEntry[] = [];
   const lines = text.split('\n');
   for (let i = 1; i < lines.length; i++) {
+    if (localPorts) {
+      // "  sl: ADDR:PORT ...": the local port follows the line's second colon. Checking it
+      // first skips the full parse of the (many) other sockets.
+      const line = lines[i];
+      const c = line.indexOf(':', line.indexOf(':') + 1);
+      if (c < 0 || !localPorts.has(parseInt(line.substr(c + 1, 4), 16))) continue;
+    }
     const f = lines[i].trim().split(/\s+/);
     if (f.length < 10) continue;
     const [la, lp] = f[1].split(':');
@@ -80,7 +87,7 @@ export function parseProcNetTcp(text: string, family: 4 | 6): TcpSocketEntry[] {
 }
 
 /** Every TCP socket of this network namespace (IPv4 and IPv6). */
-export function readTcpSockets(files = PROC_NET_TCP): TcpSocketEntry[] {
+export function readTcpSockets(files = PROC_NET_TCP, localPorts?: Set<number>): TcpSocketEntry[] {
   const out: TcpSocketEntry[] = [];
   for (const file of files) {
     let text: string;
@@ -89,7 +96,7 @@ export function readTcpSockets(files = PROC_NET_TCP): TcpSocketEntry[] {
     } catch {
       continue;
     }
-    out.push(...parseProcNetTcp(text, file.endsWith('6') ? 6 : 4));
+    for (const e of parseProcNetTcp(text, file.endsWith('6') ? 6 : 4, localPorts)) out.push(e);
   }
   return out;
 }
