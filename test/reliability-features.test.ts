@@ -69,6 +69,8 @@ test('with two hooks disabled and a python without probes: named in health, Hell
   const bucketsOf = (pid: number) => viewer.messages.filter((m) => m.body === 'delta').flatMap((m) => m.delta!.workers)
     .filter((w) => w.pid === pid).map((w) => w.bucket!);
   await waitFor(() => bucketsOf(noProbes.pid!).some((b) => b.runqCount > 0 && b.runqP99Us > 0), 8000, 'runqueue waits of the pyenv python');
+  // CPU time is a delta between two readings: the first bucket of a process has none.
+  await waitFor(() => bucketsOf(noProbes.pid!).some((b) => b.cpuMs > 100), 8000, 'CPU time of the pyenv python');
   const b = bucketsOf(noProbes.pid!);
   const runqWaits = b.reduce((a, x) => a + x.runqCount, 0);
   expect(runqWaits).toBeGreaterThan(10);
