@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import { spawn } from 'child_process';
 import { loadAddon } from '../agent/native';
 import { decodeBatch, RecordType } from '../agent/records';
-import { encodeFloodCfg } from '../agent/probes';
+import { encodeFloodCfg, floodProducerCode } from '../agent/probes';
 
 export interface Run {
   name: string;
@@ -28,28 +28,7 @@ const BATCH = 512; // records per getppid() call
 
 /** A Python producer that paces getppid() calls to `perSec` records/s (0: flat out). */
 function producer(perSec: number, seconds: number) {
-  const code = `
-import os, sys, time
-sys.stdin.readline()
-batch, rate, secs = ${BATCH}, ${perSec}, ${seconds}
-end = time.monotonic() + secs
-g = os.getppid
-if rate == 0:
-    while time.monotonic() < end:
-        for _ in range(1000): g()
-else:
-    calls_per_ms = rate / batch / 1000.0
-    credit = 0.0
-    t = time.monotonic()
-    while t < end:
-        credit += calls_per_ms
-        while credit >= 1:
-            g(); credit -= 1
-        t += 0.001
-        d = t - time.monotonic()
-        if d > 0: time.sleep(d)
-`;
-  return spawn('/usr/bin/python3.11', ['-c', code], { stdio: ['pipe', 'ignore', 'inherit'] });
+  return spawn('/usr/bin/python3.11', ['-c', floodProducerCode(perSec, seconds, BATCH)], { stdio: ['pipe', 'ignore', 'inherit'] });
 }
 
 async function run(name: string, perSec: number, seconds: number, opts: { ringBufferBytes: number; slowMs: number }): Promise<Run> {

@@ -23,3 +23,34 @@ export function encodeFloodCfg(tgid: number, batch: number): ArrayBuffer {
   dv.setUint32(FLOOD_CFG.offsets.batch, batch, true);
   return buf;
 }
+
+/** Records per getppid() call that benchmarks and flood tests configure. */
+export const FLOOD_BATCH = 512;
+
+/**
+ * Python source of a flood producer: after it reads a line on stdin it calls getppid()
+ * paced to `perSec` records/s (`batch` records per call; 0 = as fast as it can) for `seconds`.
+ */
+export function floodProducerCode(perSec: number, seconds: number, batch = FLOOD_BATCH): string {
+  return `
+import os, sys, time
+sys.stdin.readline()
+batch, rate, secs = ${batch}, ${perSec}, ${seconds}
+end = time.monotonic() + secs
+g = os.getppid
+if rate == 0:
+    while time.monotonic() < end:
+        for _ in range(1000): g()
+else:
+    calls_per_ms = rate / batch / 1000.0
+    credit = 0.0
+    t = time.monotonic()
+    while t < end:
+        credit += calls_per_ms
+        while credit >= 1:
+            g(); credit -= 1
+        t += 0.001
+        d = t - time.monotonic()
+        if d > 0: time.sleep(d)
+`;
+}

@@ -18,33 +18,12 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadAddon } from '../../agent/native';
 import { RecordType } from '../../agent/records';
-import { encodeFloodCfg } from '../../agent/probes';
+import { encodeFloodCfg, floodProducerCode } from '../../agent/probes';
 import { runPremortem, type Running } from '../../agent/run';
 import { exited, start, sleep, waitFor } from '../helpers/procs';
 import { connect, httpGet, quietLogger, ROOT } from './harness';
 
 const BATCH = 512;
-
-/** A python that paces getppid() calls to `perSec` records/s after it reads a line. */
-function producerCode(perSec: number, seconds: number): string {
-  return `
-import os, sys, time
-sys.stdin.readline()
-batch, rate, secs = ${BATCH}, ${perSec}, ${seconds}
-end = time.monotonic() + secs
-g = os.getppid
-calls_per_ms = rate / batch / 1000.0
-credit = 0.0
-t = time.monotonic()
-while t < end:
-    credit += calls_per_ms
-    while credit >= 1:
-        g(); credit -= 1
-    t += 0.001
-    d = t - time.monotonic()
-    if d > 0: time.sleep(d)
-`;
-}
 
 /** Sum of the premortem_*dropped*|*lost* samples in a Prometheus text page. */
 export function metricsLoss(text: string): number | undefined {
@@ -65,7 +44,7 @@ export async function runFloodScenario(opts: { seconds: number; ratePerSec: numb
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-flood-'));
   const probes = [...loadAddon().probeNames()];
   let running: Running | undefined;
-  const producer = start('/usr/bin/python3.11', ['-c', producerCode(opts.ratePerSec, opts.seconds)], { stdio: ['pipe', 'ignore', 'inherit'] });
+  const producer = start('/usr/bin/python3.11', ['-c', floodProducerCode(opts.ratePerSec, opts.seconds, BATCH)], { stdio: ['pipe', 'ignore', 'inherit'] });
   try {
     running = await runPremortem({ port: 0, dataDir, probes, ringBufferBytes: opts.ringBufferBytes, autoDiscover: false,
       intervalMs: 1000, windowMs: 120_000, bundleWindowMs: 60_000 }, { logger: quietLogger() });
