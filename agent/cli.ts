@@ -246,6 +246,10 @@ async function cmdExport(p: Parsed): Promise<void> {
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
   const p = parseArgs(argv);
+  if (p.flags.has('help')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   switch (p.cmd) {
     case 'run':
       await cmdRun(p);
