@@ -55,7 +55,7 @@ export const SERVER_PROCESS_DEFAULTS = {
   /** How long close() waits for the child before SIGKILL. */
   closeTimeoutMs: 3000,
   /** History answers per second for all viewers together: each costs the agent a timeline copy. */
-  maxHistoryPerSec: 20,
+  maxHistoryPerSec: 10,
 } as const;
 
 /** What may cross the IPC channel to configure the child's server (no functions). */
