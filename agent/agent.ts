@@ -28,7 +28,7 @@ import { TcpEvent, TcpWatcher, TCP_EVENT_NAMES, UNTRACED_STATES } from './probes
 import { attachGcProbes } from './probes/pygc';
 import { findGcProbeTarget } from './python-usdt';
 import { bootUnixMs, listeningInodes, readCmdline, readExe, readHost, readStat, CLK_TCK } from './procfs';
-import { memoryCgroupOf, readMemoryCgroup, MemoryCgroup } from './cgroup';
+import { memoryCgroupOf, rereadMemoryCgroup, MemoryCgroup } from './cgroup';
 import { readTcpSockets } from './sockets';
 import { bucketFrom, Cumulative, readCumulative, readRssLast } from './sampler';
 import { HostTimeline, MarkerRing, ServiceTimeline, slopePerSecond, WorkerTimeline } from './timeline';
@@ -97,7 +97,6 @@ interface ServiceState {
   /** Last cumulative cpu.stat of the service's cgroup (throttling). */
   cpuStat?: { nrThrottled: number; throttledUs: number };
   prevTcp?: Map<number, { retransmits: number; rstSent: number; rstRecv: number; listenOverflows: number }>;
-  pendingEvents: { resets: number; overflows: number; closeWait: number };
 }
 
 export interface AgentHealth {
@@ -319,7 +318,6 @@ class AgentImpl extends EventEmitter implements Agent {
         deathTimes: [],
         tcpId: this.nextTcpId++,
         lastSeenMs: now,
-        pendingEvents: { resets: 0, overflows: 0, closeWait: 0 },
       };
       this.services.set(d.id, s);
       this.log.info('service found', { service: d.name, master: d.master.pid, workers: d.workers.length, ports: d.ports.join(',') });
@@ -613,19 +611,14 @@ class AgentImpl extends EventEmitter implements Agent {
   private onTcp(r: TcpEventRecord): void {
     const s = [...this.services.values()].find((x) => x.tcpId === r.serviceId);
     if (!s) return;
-    const name = TCP_EVENT_NAMES[r.subtype] ?? `event ${r.subtype}`;
-    if (r.subtype === TcpEvent.RstSent || r.subtype === TcpEvent.RstRecv) s.pendingEvents.resets++;
-    else if (r.subtype === TcpEvent.BacklogFull || r.subtype === TcpEvent.ListenOverflow) {
-      s.pendingEvents.overflows++;
-      const m = marker(this.recMs(r.tsNs), 'backlog-full', { pid: 0, startTicks: 0, serviceId: s.service.id }, 'critical',
+    // Resets and lingering CLOSE_WAIT are counted in the kernel (sampled each tick); a full
+    // accept queue is worth a marker the moment it happens.
+    if (r.subtype === TcpEvent.BacklogFull || r.subtype === TcpEvent.ListenOverflow) {
+      const name = TCP_EVENT_NAMES[r.subtype] ?? `event ${r.subtype}`;
+      this.addServiceMarker(s, marker(this.recMs(r.tsNs), 'backlog-full', { pid: 0, startTicks: 0, serviceId: s.service.id }, 'critical',
         `port ${r.localPort}: the accept queue is full (${r.ackBacklog} of ${r.maxAckBacklog})${r.subtype === TcpEvent.ListenOverflow ? '; a client\'s handshake was dropped' : ''}`,
-        { depth: r.ackBacklog, max: r.maxAckBacklog, port: r.localPort }, { event: name });
-      if (this.cooldown.admit(m)) {
-        s.markers.push(m);
-        this.pendingMarkers.push(m);
-        this.emit('marker', m);
-      }
-    } else if (r.subtype === TcpEvent.CloseWaitLinger) s.pendingEvents.closeWait++;
+        { depth: r.ackBacklog, max: r.maxAckBacklog, port: r.localPort }, { event: name }));
+    }
   }
 
   private onExit(r: ExitRecord): void {
@@ -687,11 +680,7 @@ class AgentImpl extends EventEmitter implements Agent {
         s.deathTimes.push(deathMs);
         while (s.deathTimes.length > 1000) s.deathTimes.shift();
         const storm = restartStorm(s.service.id, s.deathTimes, deathMs, this.options.thresholds);
-        if (storm && this.cooldown.admit(storm)) {
-          s.markers.push(storm);
-          this.pendingMarkers.push(storm);
-          this.emit('marker', storm);
-        }
+        if (storm) this.addServiceMarker(s, storm);
       }
     }
     this.retire(w, false);
@@ -736,14 +725,8 @@ class AgentImpl extends EventEmitter implements Agent {
     const siblings = s ? [...this.workers.values()].filter((x) => x !== w && x.identity.serviceId === s.service.id
       && x.identity.role === 'worker' && (x.alive || x.diedMs >= from)) : [];
     const master = s ? this.workers.get(s.masterKey) : undefined;
-    let cg: MemoryCgroup | null = null;
-    try {
-      // The dead worker's own cgroup (it may differ from the master's); re-read for fresh event counters.
-      const known = w.memoryCgroup;
-      cg = (known && readMemoryCgroup(known.version, known.dir.slice(0, known.dir.length - known.path.length) || '/', known.path)) ?? known ?? null;
-    } catch {
-      cg = w.memoryCgroup ?? null;
-    }
+    // The dead worker's own cgroup (it may differ from the master's), re-read for fresh event counters.
+    const cg = w.memoryCgroup ? rereadMemoryCgroup(w.memoryCgroup) : null;
     return buildBundle({
       id, agentVersion: AGENT_VERSION, intervalMs: this.options.intervalMs, windowStartMs: from, windowEndMs: to,
       dead: this.source(w), siblings: siblings.map((x) => this.source(x)),
@@ -834,6 +817,13 @@ class AgentImpl extends EventEmitter implements Agent {
     this.emit('marker', m);
   }
 
+  private addServiceMarker(s: ServiceState, m: Marker): void {
+    if (!this.cooldown.admit(m)) return;
+    s.markers.push(m);
+    this.pendingMarkers.push(m);
+    this.emit('marker', m);
+  }
+
   private sampleWorker(w: WorkerState, tMs: number, final = false): void {
     const now = readCumulative(this.tracer!, w.identity.pid, this.loaded);
     const rssLast = readRssLast(this.tracer!, w.identity.pid, this.loaded);
@@ -852,7 +842,7 @@ class AgentImpl extends EventEmitter implements Agent {
     const living = !final && now.stat !== undefined && now.stat.state !== 'Z';
     const cg = living
       ? this.cgroupCache.get(w.memoryCgroupPid) ?? this.cgroupCache.set(w.memoryCgroupPid, memoryCgroupOf(w.memoryCgroupPid)).get(w.memoryCgroupPid)
-      : w.memoryCgroup && (readMemoryCgroup(w.memoryCgroup.version, w.memoryCgroup.dir.slice(0, w.memoryCgroup.dir.length - w.memoryCgroup.path.length) || '/', w.memoryCgroup.path) ?? w.memoryCgroup);
+      : w.memoryCgroup && rereadMemoryCgroup(w.memoryCgroup);
     if (cg) {
       w.memoryCgroup = cg;
       b.cgroupUsageBytes = cg.usageBytes;
@@ -943,12 +933,7 @@ class AgentImpl extends EventEmitter implements Agent {
       this.sampleService(s, tMs);
       const b = s.timeline.latest()!;
       const hist = s.timeline.buckets(tMs - this.options.thresholds.closeWaitWindowS * 1000 - this.options.intervalMs, tMs);
-      for (const m of serviceMarkers(b, hist, this.options.thresholds, this.options.intervalMs)) {
-        if (!this.cooldown.admit(m)) continue;
-        s.markers.push(m);
-        this.pendingMarkers.push(m);
-        this.emit('marker', m);
-      }
+      for (const m of serviceMarkers(b, hist, this.options.thresholds, this.options.intervalMs)) this.addServiceMarker(s, m);
       serviceBuckets.push(b);
     }
 
@@ -1002,7 +987,6 @@ class AgentImpl extends EventEmitter implements Agent {
       socketStates: states, backlogDepth: depth, backlogMax: max, retransmits, resetsSent: rstSent, resetsReceived: rstRecv,
       listenDrops: drops, workersAlive: alive, deaths, gap: this.droppedThisInterval > 0,
     });
-    s.pendingEvents = { resets: 0, overflows: 0, closeWait: 0 };
   }
 
   private lostBetween(fromMs: number, toMs: number): number {

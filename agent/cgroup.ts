@@ -125,6 +125,19 @@ export function memoryCgroupOf(pid: number): MemoryCgroup | null {
   return null;
 }
 
+/**
+ * Reads a known cgroup again (fresh usage and event counters); the last reading when the
+ * directory is gone. Used for processes that have exited: their /proc no longer names it.
+ */
+export function rereadMemoryCgroup(known: MemoryCgroup): MemoryCgroup {
+  const mount = known.dir.slice(0, known.dir.length - known.path.length) || '/';
+  try {
+    return readMemoryCgroup(known.version, mount, known.path) ?? known;
+  } catch {
+    return known;
+  }
+}
+
 /** Reads one memory cgroup directory (v1 or v2 file names). */
 export function readMemoryCgroup(version: 1 | 2, mount: string, cgPath: string): MemoryCgroup | null {
   const dir = path.join(mount, cgPath);
