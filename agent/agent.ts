@@ -28,11 +28,12 @@ import { TcpEvent, TcpWatcher, TCP_EVENT_NAMES, UNTRACED_STATES } from './probes
 import { attachGcProbes } from './probes/pygc';
 import { findGcProbeTarget } from './python-usdt';
 import { bootUnixMs, listeningInodes, readCmdline, readExe, readHost, readStat, CLK_TCK } from './procfs';
-import { memoryCgroupOf, rereadMemoryCgroup, MemoryCgroup } from './cgroup';
+import { memoryCgroupById, memoryCgroupOf, rereadMemoryCgroup, MemoryCgroup } from './cgroup';
 import { readTcpSockets } from './sockets';
+import { cpuCgroupOf, CpuCgroup, CpuThrottling, readCpuThrottling, throttlingDelta } from './cpu-cgroup';
 import { bucketFrom, Cumulative, readCumulative, readRssLast } from './sampler';
 import { HostTimeline, MarkerRing, ServiceTimeline, slopePerSecond, WorkerTimeline } from './timeline';
-import { decideVerdict, formatBytes, OomFacts, signalName, SignalFacts } from './verdict';
+import { decideVerdict, FATAL_SIGNALS, formatBytes, OomFacts, signalName, SignalFacts } from './verdict';
 import type { BundleStore } from './store';
 import { makeBundleId } from './store';
 
@@ -62,6 +63,8 @@ const PER_PROCESS_MAPS: Array<[string, string]> = [
   ['disk', 'disk_proc'], ['disk', 'dstate_hist'], ['pygc', 'gc_hist'], ['pygc', 'gc_stats'],
 ];
 const TRACK_FOLLOW_FORKS = 1;
+/** CPU cgroups followed per service (a pool normally shares one). */
+const MAX_CPU_CGROUPS_PER_SERVICE = 8;
 
 export const workerKey = (pid: number, startTicks: number) => `${pid}:${startTicks}`;
 
@@ -73,6 +76,8 @@ interface WorkerState {
   memoryCgroupPid: number;
   /** The memory cgroup as last read: the victim's /proc is gone by the time an OOM record is read. */
   memoryCgroup?: MemoryCgroup;
+  /** The memory cgroup an OOM kill was decided in (the victim's own or an ancestor at its limit). */
+  oomCgroup?: MemoryCgroup;
   timeline: WorkerTimeline;
   markers: MarkerRing;
   prev?: Cumulative;
@@ -94,8 +99,8 @@ interface ServiceState {
   deathTimes: number[];
   tcpId: number;
   lastSeenMs: number;
-  /** Last cumulative cpu.stat of the service's cgroup (throttling). */
-  cpuStat?: { nrThrottled: number; throttledUs: number };
+  /** The CPU cgroups its processes live in (usually one), with their last cpu.stat reading. */
+  cpuCgroups: Map<string, { cg: CpuCgroup; last?: CpuThrottling }>;
   prevTcp?: Map<number, { retransmits: number; rstSent: number; rstRecv: number; listenOverflows: number }>;
 }
 
@@ -318,6 +323,7 @@ class AgentImpl extends EventEmitter implements Agent {
         deathTimes: [],
         tcpId: this.nextTcpId++,
         lastSeenMs: now,
+        cpuCgroups: new Map(),
       };
       this.services.set(d.id, s);
       this.log.info('service found', { service: d.name, master: d.master.pid, workers: d.workers.length, ports: d.ports.join(',') });
@@ -333,6 +339,34 @@ class AgentImpl extends EventEmitter implements Agent {
     const masterRole: Role = d.workers.length || s.slots.length ? 'master' : 'standalone';
     this.register(d.master, s, masterRole);
     for (const w of d.workers) this.register(w, s, 'worker');
+    this.noteCpuCgroups(s, [d.master, ...d.workers]);
+  }
+
+  /** Cgroup membership changes rarely: it is re-read at discovery, not per tick or per fork. */
+  private noteCpuCgroups(s: ServiceState, procs: DiscoveredProcess[]): void {
+    for (const p of procs) {
+      const cg = cpuCgroupOf(p.pid);
+      if (!cg || s.cpuCgroups.has(cg.dir)) continue;
+      if (s.cpuCgroups.size >= MAX_CPU_CGROUPS_PER_SERVICE) break;
+      s.cpuCgroups.set(cg.dir, { cg, last: readCpuThrottling(cg) ?? undefined });
+    }
+  }
+
+  /** Throttling of the service's CPU cgroups since the last tick. */
+  private sampleThrottling(s: ServiceState): { cpuThrottledUs: number; nrThrottled: number } {
+    let cpuThrottledUs = 0, nrThrottled = 0;
+    for (const [dir, entry] of s.cpuCgroups) {
+      const now = readCpuThrottling(entry.cg);
+      if (!now) {
+        s.cpuCgroups.delete(dir); // removed, or no bandwidth accounting: found again at discovery if it returns
+        continue;
+      }
+      const dlt = throttlingDelta(now, entry.last);
+      entry.last = now;
+      cpuThrottledUs += dlt.throttledUs;
+      nrThrottled += dlt.nrThrottled;
+    }
+    return { cpuThrottledUs, nrThrottled };
   }
 
   private watchPorts(s: ServiceState): void {
@@ -549,6 +583,8 @@ class AgentImpl extends EventEmitter implements Agent {
       this.emit('topology');
     }
     const w = this.register({ pid: r.childPid, startTicks, ppid: r.parentPid, comm: r.childComm, cmdline: [], exe: '' }, s, 'worker', r.childComm, true);
+    // A child starts in its parent's cgroup: known before its first tick, without reading /proc.
+    if (w && !w.memoryCgroup) w.memoryCgroup = parent.memoryCgroup;
     if (w) this.log.debug('worker forked', { service: s.service.name, pid: r.childPid, generation: w.identity.generation });
   }
 
@@ -568,7 +604,7 @@ class AgentImpl extends EventEmitter implements Agent {
     const tMs = this.recMs(r.tsNs);
     w.signals.push({ tMs, sig: r.sig, senderPid: r.senderPid, senderComm: r.senderComm, kernel: r.kernel });
     if (w.signals.length > MAX_SIGNALS_PER_WORKER) w.signals.shift();
-    const fatal = [6, 9, 11, 7, 4, 8].includes(r.sig);
+    const fatal = FATAL_SIGNALS.has(r.sig);
     this.addMarker(w, marker(tMs, 'signal', this.subject(w), fatal ? 'warning' : 'info',
       `${signalName(r.sig)} from ${r.kernel ? 'the kernel' : `pid ${r.senderPid} (${r.senderComm})`}`,
       { sig: r.sig, senderPid: r.senderPid, siCode: r.siCode }, { signal: signalName(r.sig), sender: r.kernel ? 'kernel' : r.senderComm }), true);
@@ -580,10 +616,14 @@ class AgentImpl extends EventEmitter implements Agent {
     const tMs = this.recMs(r.tsNs);
     const rss = r.rssAnonBytes + r.rssFileBytes + r.rssShmemBytes;
     const scope = r.kind === OomKind.Cgroup ? 'cgroup' : r.kind === OomKind.Global ? 'global' : 'none';
-    // Read while it lived: the victim's /proc may already show the root cgroup.
-    const cg = w.memoryCgroup ?? memoryCgroupOf(w.memoryCgroupPid) ?? undefined;
+    // The kernel names the cgroups by id: the victim's /proc may already show the root cgroup.
+    const known = w.memoryCgroup ?? memoryCgroupOf(w.memoryCgroupPid) ?? undefined;
+    const own = memoryCgroupById(r.cgroupId, known) ?? known;
+    if (own && own.path !== '/') w.memoryCgroup = own;
+    // The cgroup at its limit (the victim's own or an ancestor) is the one the post-mortem names.
+    w.oomCgroup = (r.kind === OomKind.Cgroup ? memoryCgroupById(r.oomCgroupId, own) : null) ?? own;
     w.oom = {
-      tMs, scope, cgroupPath: cg?.path ?? '', rssBytes: rss,
+      tMs, scope, cgroupPath: scope === 'cgroup' ? w.oomCgroup?.path ?? '' : '', rssBytes: rss,
       limitBytes: r.oomLimitBytes || r.memcgLimitBytes, usageBytes: r.oomUsageBytes || r.memcgUsageBytes,
     };
     this.addMarker(w, marker(tMs, 'oom', this.subject(w), 'critical',
@@ -725,15 +765,18 @@ class AgentImpl extends EventEmitter implements Agent {
     const siblings = s ? [...this.workers.values()].filter((x) => x !== w && x.identity.serviceId === s.service.id
       && x.identity.role === 'worker' && (x.alive || x.diedMs >= from)) : [];
     const master = s ? this.workers.get(s.masterKey) : undefined;
-    // The dead worker's own cgroup (it may differ from the master's), re-read for fresh event counters.
-    const cg = w.memoryCgroup ? rereadMemoryCgroup(w.memoryCgroup) : null;
+    // The cgroup the OOM killer acted in, else the dead worker's own (it may differ from the
+    // master's), re-read for fresh event counters: the facts name what the summary names.
+    const known = w.oomCgroup ?? w.memoryCgroup;
+    const cg = known ? rereadMemoryCgroup(known) : null;
     return buildBundle({
       id, agentVersion: AGENT_VERSION, intervalMs: this.options.intervalMs, windowStartMs: from, windowEndMs: to,
       dead: this.source(w), siblings: siblings.map((x) => this.source(x)),
       master: master && master !== w ? this.source(master) : undefined,
       service: s?.service, serviceBuckets: s ? s.timeline.buckets(from, to) : [], serviceMarkers: s ? s.markers.between(from, to) : [],
       hostBuckets: this.host.buckets(from, to), hostMarkers: this.hostMarkers.between(from, to),
-      verdict, cgroup: cg, lostRecords: this.lostBetween(from, to),
+      verdict, cgroup: cg, cpu: s ? [...s.cpuCgroups.values()].find((c) => c.last?.quotaUs)?.last : undefined,
+      lostRecords: this.lostBetween(from, to),
     });
   }
 
@@ -840,9 +883,11 @@ class AgentImpl extends EventEmitter implements Agent {
     w.prev = now;
     // An exited task (zombie or gone) shows the root cgroup in /proc: keep the last one it lived in.
     const living = !final && now.stat !== undefined && now.stat.state !== 'Z';
-    const cg = living
+    let cg = living
       ? this.cgroupCache.get(w.memoryCgroupPid) ?? this.cgroupCache.set(w.memoryCgroupPid, memoryCgroupOf(w.memoryCgroupPid)).get(w.memoryCgroupPid)
       : w.memoryCgroup && rereadMemoryCgroup(w.memoryCgroup);
+    // A task on its way out already shows the root cgroup: keep the one it lived in.
+    if (cg && cg.path === '/' && w.memoryCgroup && w.memoryCgroup.path !== '/') cg = rereadMemoryCgroup(w.memoryCgroup);
     if (cg) {
       w.memoryCgroup = cg;
       b.cgroupUsageBytes = cg.usageBytes;
@@ -986,6 +1031,7 @@ class AgentImpl extends EventEmitter implements Agent {
     s.timeline.push(tMs, {
       socketStates: states, backlogDepth: depth, backlogMax: max, retransmits, resetsSent: rstSent, resetsReceived: rstRecv,
       listenDrops: drops, workersAlive: alive, deaths, gap: this.droppedThisInterval > 0,
+      ...this.sampleThrottling(s),
     });
   }
 

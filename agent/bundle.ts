@@ -7,6 +7,7 @@ import * as os from 'os';
 import type { Bundle, CgroupLimits, HostBucket, Identity, Marker, Service, ServiceBucket, Verdict, WorkerTimeline as WorkerTimelineMsg } from './proto';
 import { BUNDLE_FORMAT_VERSION } from './proto';
 import type { MemoryCgroup } from './cgroup';
+import type { CpuThrottling } from './cpu-cgroup';
 
 export interface TimelineSource {
   identity: Identity;
@@ -30,10 +31,12 @@ export interface BundleInput {
   hostMarkers: Marker[];
   verdict: Verdict;
   cgroup?: MemoryCgroup | null;
+  /** The service's CPU bandwidth (quota), when its cgroup has one. */
+  cpu?: CpuThrottling;
   lostRecords: number;
 }
 
-export function cgroupLimits(cg: MemoryCgroup | null | undefined): CgroupLimits | undefined {
+export function cgroupLimits(cg: MemoryCgroup | null | undefined, cpu?: CpuThrottling): CgroupLimits | undefined {
   if (!cg) return undefined;
   const events: Record<string, number> = {};
   for (const [k, v] of Object.entries(cg.events ?? {})) if (typeof v === 'number') events[k] = v;
@@ -43,8 +46,8 @@ export function cgroupLimits(cg: MemoryCgroup | null | undefined): CgroupLimits 
     memoryHighBytes: cg.highBytes ?? 0,
     memoryCurrentBytes: cg.usageBytes,
     memoryPeakBytes: cg.peakBytes ?? 0,
-    cpuQuotaUs: 0,
-    cpuPeriodUs: 0,
+    cpuQuotaUs: cpu?.quotaUs ?? 0,
+    cpuPeriodUs: cpu?.quotaUs ? cpu.periodUs : 0,
     pidsMax: 0,
     memoryEvents: events,
   };
@@ -71,7 +74,7 @@ export function buildBundle(i: BundleInput): Bundle {
     serviceBuckets: i.serviceBuckets,
     hostBuckets: i.hostBuckets,
     markers,
-    cgroupLimits: cgroupLimits(i.cgroup),
+    cgroupLimits: cgroupLimits(i.cgroup, i.cpu),
     windowStartMs: from,
     windowEndMs: to,
     lostRecords: i.lostRecords,

@@ -50,17 +50,19 @@ export interface MemoryCgroup {
   underOom: boolean;
 }
 
-interface CgroupMounts {
+export interface CgroupMounts {
   v1Memory: string | null;
+  /** The v1 hierarchy holding the `cpu` controller (often shared with cpuacct). */
+  v1Cpu: string | null;
   v2: string | null;
 }
 
 let mountsCache: CgroupMounts | null = null;
 
-/** Finds the v1 memory controller's and cgroup2's mount points. */
+/** Finds the v1 memory and cpu controllers' and cgroup2's mount points. */
 export function cgroupMounts(mountinfo = '/proc/self/mountinfo'): CgroupMounts {
   if (mountsCache && mountinfo === '/proc/self/mountinfo') return mountsCache;
-  const out: CgroupMounts = { v1Memory: null, v2: null };
+  const out: CgroupMounts = { v1Memory: null, v1Cpu: null, v2: null };
   for (const line of fs.readFileSync(mountinfo, 'utf8').split('\n')) {
     // id parent major:minor root mountpoint opts [optional...] - fstype source superopts
     const sep = line.indexOf(' - ');
@@ -69,13 +71,15 @@ export function cgroupMounts(mountinfo = '/proc/self/mountinfo'): CgroupMounts {
     const [fstype, , superopts = ''] = line.slice(sep + 3).split(' ');
     const mountpoint = left[4];
     if (fstype === 'cgroup2' && !out.v2) out.v2 = mountpoint;
-    if (fstype === 'cgroup' && superopts.split(',').includes('memory') && !out.v1Memory) out.v1Memory = mountpoint;
+    const opts = superopts.split(',');
+    if (fstype === 'cgroup' && opts.includes('memory') && !out.v1Memory) out.v1Memory = mountpoint;
+    if (fstype === 'cgroup' && opts.includes('cpu') && !out.v1Cpu) out.v1Cpu = mountpoint;
   }
   if (mountinfo === '/proc/self/mountinfo') mountsCache = out;
   return out;
 }
 
-function readText(file: string): string | null {
+export function readText(file: string): string | null {
   try {
     return fs.readFileSync(file, 'utf8');
   } catch {
@@ -247,4 +251,74 @@ export function readMemInfo(file = '/proc/meminfo'): MemInfo {
     shmemBytes: kb.Shmem ?? 0,
     anonBytes: kb.AnonPages ?? 0,
   };
+}
+
+/** Directories visited at most when a cgroup is looked up by id (hosts can have thousands). */
+const MAX_CGROUP_WALK = 20_000;
+const MAX_CGROUP_DEPTH = 32;
+
+/**
+ * The memory cgroup whose kernfs id (directory inode) is `id`, as the kernel's OOM record names
+ * it. `near` (a cgroup the process lived in) and its ancestors are tried first: the cgroup at its
+ * limit is the victim's own or one of its ancestors. Then a bounded walk of the hierarchy.
+ */
+export function memoryCgroupById(id: number, near?: MemoryCgroup | null): MemoryCgroup | null {
+  if (!id) return null;
+  const mounts = cgroupMounts();
+  const candidates: Array<{ version: 1 | 2; mount: string }> = [];
+  if (near) candidates.push({ version: near.version, mount: near.dir.slice(0, near.dir.length - near.path.length) || '/' });
+  if (mounts.v1Memory) candidates.push({ version: 1, mount: mounts.v1Memory });
+  if (mounts.v2) candidates.push({ version: 2, mount: mounts.v2 });
+  if (near) {
+    const parts = near.path.split('/').filter(Boolean);
+    for (let n = parts.length; n >= 0; n--) {
+      const p = '/' + parts.slice(0, n).join('/');
+      const mount = candidates[0].mount;
+      if (inodeOf(path.join(mount, p)) === id) return readMemoryCgroup(near.version, mount, p) ?? rootCgroup(near.version, mount, id);
+    }
+  }
+  for (const { version, mount } of candidates) {
+    const found = walkForInode(mount, id);
+    if (found !== null) return readMemoryCgroup(version, mount, found) ?? rootCgroup(version, mount, id);
+  }
+  return null;
+}
+
+function inodeOf(dir: string): number {
+  try {
+    return fs.statSync(dir).ino;
+  } catch {
+    return -1;
+  }
+}
+
+/** The root cgroup has no usage files of its own (v2): named, with no limit. */
+function rootCgroup(version: 1 | 2, mount: string, id: number): MemoryCgroup {
+  return {
+    version, path: '/', dir: mount, id, limitBytes: null, usageBytes: 0, peakBytes: null, highBytes: null,
+    events: { low: 0, high: 0, max: 0, oom: 0, oomKill: 0, oomGroupKill: 0 }, underOom: false,
+  };
+}
+
+/** Breadth-first search for the directory with inode `id`; its path inside the hierarchy, or null. */
+function walkForInode(mount: string, id: number): string | null {
+  let level = ['/'];
+  let visited = 0;
+  for (let depth = 0; depth < MAX_CGROUP_DEPTH && level.length; depth++) {
+    const next: string[] = [];
+    for (const p of level) {
+      if (++visited > MAX_CGROUP_WALK) return null;
+      const dir = path.join(mount, p);
+      if (inodeOf(dir) === id) return p;
+      let entries: fs.Dirent[];
+      try {
+        entries = fs.readdirSync(dir, { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      for (const e of entries) if (e.isDirectory()) next.push(path.posix.join(p, e.name));
+    }
+    level = next;
+  }
+  return null;
 }

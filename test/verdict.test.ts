@@ -76,6 +76,29 @@ describe('decideVerdict', () => {
     expect(v).toMatchObject({ kind: 'exited', failure: false, senderPid: 100 });
   });
 
+  test("uWSGI's graceful stop: SIGINT from the master then exit 30 is planned, not a failure", () => {
+    const v = decideVerdict({ exit: exit({ exitStatus: 30 }), signals: [{ tMs: T - 50, sig: 2, senderPid: 100, senderComm: 'uwsgi', kernel: false }], masterPid: 100 });
+    expect(v).toMatchObject({ kind: 'exited', failure: false, exitCode: 30, senderPid: 100 });
+  });
+
+  test('a stop request from someone else followed by a non-zero exit stays a failure', () => {
+    const v = decideVerdict({ exit: exit({ exitStatus: 1 }), signals: [{ tMs: T - 50, sig: 15, senderPid: 1, senderComm: 'systemd', kernel: false }], masterPid: 100 });
+    expect(v).toMatchObject({ kind: 'exited', failure: true, exitCode: 1 });
+  });
+
+  test.each([[15, 'SIGTERM', 'systemd'], [2, 'SIGINT', 'bash'], [1, 'SIGHUP', 'sshd']])(
+    'a plain server dying of %s (%s from %s, the default action) is a planned stop',
+    (sig, name, comm) => {
+      const v = decideVerdict({ exit: exit({ termSignal: sig }), signals: [{ tMs: T - 5, sig, senderPid: 1, senderComm: comm, kernel: false }] });
+      expect(v).toMatchObject({ kind: 'exited', failure: false, signal: sig, senderPid: 1, senderComm: comm });
+      expect(v.summary).toMatch(new RegExp(`stopped with ${name} by pid 1 \\(${comm}\\).*a planned stop`));
+    });
+
+  test('SIGKILL from a shell stays a failure (killed-by-other)', () => {
+    const v = decideVerdict({ exit: exit({ termSignal: 9 }), signals: [{ tMs: T - 5, sig: 9, senderPid: 777, senderComm: 'bash', kernel: false }] });
+    expect(v).toMatchObject({ kind: 'killed-by-other', failure: true });
+  });
+
   test('a non-zero exit code is exited, and a failure', () => {
     expect(decideVerdict({ exit: exit({ exitStatus: 3 }), signals: [] })).toMatchObject({ kind: 'exited', failure: true, exitCode: 3 });
   });

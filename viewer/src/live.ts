@@ -14,7 +14,7 @@ import { h, replace } from './dom';
 import { fmtAgo, fmtBytes, fmtClock, fmtDuration, fmtNum, fmtUs, verdictLabel } from './format';
 import { renderPostmortem, type PostmortemHandle } from './postmortem';
 import { decodeBundleBytes } from './codec';
-import { BACKLOG_CHART, HOST_CHART, socketChart, TCP_CHART, WORKER_CHARTS } from './specs';
+import { BACKLOG_CHART, HOST_CHART, socketChart, WORKERS_CHART, WORKER_CHARTS } from './specs';
 
 /** Points kept per series when Hello does not say (window / interval). */
 const DEFAULT_MAX_POINTS = 600;
@@ -588,7 +588,7 @@ export class LiveApp {
     const svcRows = () => this.svcSeries.get(svc.id) ?? [];
     const sockets = new TimeChart<ServiceBucket>(socketChart(svcRows()), { markers: sMarkers, height: 150, syncKey: sync, intervalMs: this.interval(), attrs: { 'data-service': svc.id, 'data-scope': 'live' } });
     const backlog = new TimeChart<ServiceBucket>(BACKLOG_CHART, { markers: sMarkers, height: 150, syncKey: sync, intervalMs: this.interval(), attrs: { 'data-service': svc.id, 'data-scope': 'live' } });
-    const tcp = new TimeChart<ServiceBucket>(TCP_CHART, { markers: sMarkers, height: 150, syncKey: sync, intervalMs: this.interval(), attrs: { 'data-service': svc.id, 'data-scope': 'live' } });
+    const tcp = new TimeChart<ServiceBucket>(WORKERS_CHART, { markers: sMarkers, height: 150, syncKey: sync, intervalMs: this.interval(), attrs: { 'data-service': svc.id, 'data-scope': 'live' } });
     const host = new TimeChart<HostBucket>(HOST_CHART, { height: 110, syncKey: sync, intervalMs: this.interval(), attrs: { 'data-scope': 'live' } });
     this.liveCharts.push({ chart: sockets, rows: svcRows }, { chart: backlog, rows: svcRows }, { chart: tcp, rows: svcRows }, { chart: host, rows: () => this.hostSeries });
     this.svcHeadEl = h('div', { class: 'svc-banner' });

@@ -9,7 +9,7 @@ import type { Bucket, Bundle, Identity, Marker, WorkerTimeline } from './codec';
 import { alignRows, PROCESS_COLORS, TimeChart, markerColor, type ChartSpec, type MultiRow, type Unit } from './charts';
 import { h } from './dom';
 import { fmtBytes, fmtClock, fmtDateTime, fmtDuration, verdictLabel } from './format';
-import { BACKLOG_CHART, HOST_CHART, socketChart, TCP_CHART, WORKER_CHARTS } from './specs';
+import { BACKLOG_CHART, HOST_CHART, socketChart, WORKERS_CHART, WORKER_CHARTS } from './specs';
 
 export interface PostmortemOptions {
   /** Where the bundle came from, shown in the header. */
@@ -137,7 +137,7 @@ export function renderPostmortem(root: HTMLElement, bundle: Bundle, opts: Postmo
   const svcGrid = svcRows.length ? h('div', { class: 'grid charts3' },
     add(socketChart(svcRows), svcRows, markersOf((m) => !m.pid)),
     add(BACKLOG_CHART, svcRows, markersOf((m) => !m.pid)),
-    add(TCP_CHART, svcRows, markersOf((m) => !m.pid))) : null;
+    add(WORKERS_CHART, svcRows, markersOf((m) => !m.pid))) : null;
   const hostGrid = bundle.hostBuckets.length ? h('div', { class: 'grid charts3' }, add(HOST_CHART, bundle.hostBuckets, () => [])) : null;
 
   // ---- markers

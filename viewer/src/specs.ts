@@ -83,21 +83,23 @@ export function socketChart(rows: ServiceBucket[]): ChartSpec<ServiceBucket> {
 }
 
 export const BACKLOG_CHART: ChartSpec<ServiceBucket> = {
-  id: 'backlog', title: 'Accept backlog', unit: 'count', unit2: 'rate', note: 'depth vs listen() max',
+  id: 'backlog', title: 'Accept backlog & TCP trouble', unit: 'count', unit2: 'rate', note: 'depth vs listen() max',
   series: [
     { label: 'depth', color: '#f2cc0c', value: (r) => r.backlogDepth, fill: true, width: 2 },
     { label: 'max', color: '#f2495c', value: (r) => r.backlogMax || null, dash: [6, 4] },
     { label: 'drops', color: '#ff9830', value: (r, s) => r.listenDrops / s, scale: 'y2' },
+    { label: 'resets', color: '#b877d9', value: (r, s) => (r.resetsSent + r.resetsReceived) / s, scale: 'y2', width: 1 },
+    { label: 'retransmits', color: '#8ab8ff', value: (r, s) => r.retransmits / s, scale: 'y2', width: 1 },
   ],
 };
 
-export const TCP_CHART: ChartSpec<ServiceBucket> = {
-  id: 'tcp', title: 'Workers & TCP trouble', unit: 'count', unit2: 'rate', note: 'alive, deaths, resets',
+/** Throttled time is shown as the share of the interval the cgroup's tasks were held back by its CPU quota. */
+export const WORKERS_CHART: ChartSpec<ServiceBucket> = {
+  id: 'workers', title: 'Workers & CPU throttling', unit: 'count', unit2: 'pct', note: 'alive, deaths, throttled',
   series: [
     { label: 'alive', color: '#73bf69', value: (r) => r.workersAlive, width: 2 },
     { label: 'deaths', color: '#f2495c', value: (r) => r.deaths, width: 2 },
-    { label: 'resets', color: '#ff9830', value: (r, s) => (r.resetsSent + r.resetsReceived) / s, scale: 'y2' },
-    { label: 'retransmits', color: '#8ab8ff', value: (r, s) => r.retransmits / s, scale: 'y2', width: 1 },
+    { label: 'throttled', color: '#ff9830', value: (r, s) => r.cpuThrottledUs / (10 * s * 1000), scale: 'y2', fill: true },
   ],
 };
 
