@@ -10,12 +10,12 @@
 import { EventEmitter } from 'events';
 import * as fs from 'fs';
 import { AgentOptions, AgentOptionsInput, resolveOptions, ringCapacity } from './config';
-import { discover, DiscoveredProcess, DiscoveredService, NOT_A_WORKER, serviceName } from './discovery';
+import { discover, discoverExec, DiscoveredProcess, DiscoveredService, NOT_A_WORKER, Selection, serviceName } from './discovery';
 import { buildBundle, TimelineSource } from './bundle';
 import { Cooldown, marker, restartStorm, serviceMarkers, workerMarkers } from './detectors';
 import { log as defaultLog, Logger } from './log';
 import { loadAddon, Tracer } from './native';
-import type { Death, Feature, HostBucket, Identity, IncidentSummary, Marker, Role, Service, ServiceBucket, ServiceKind, Snapshot, Verdict, Worker } from './proto';
+import type { Death, DeviceBucket, Feature, HostBucket, Identity, IncidentSummary, Marker, Role, Service, ServiceBucket, ServiceKind, Snapshot, Verdict, Worker } from './proto';
 import { decodeBatch, RecordType, RECORD_TYPE_NAMES } from './records';
 import type { AnyRecord } from './probes';
 import type { ExitRecord, ForkRecord, OomRecord, SignalRecord, ExecRecord } from './probes/lifecycle';
@@ -23,7 +23,7 @@ import type { RunqSlowRecord } from './probes/runqlat';
 import type { GcPauseRecord } from './probes/pygc';
 import type { BioSlowRecord } from './probes/disk';
 import type { TcpEventRecord } from './probes/tcp';
-import { OomKind } from './probes/lifecycle';
+import { ExecFlags, OomKind } from './probes/lifecycle';
 import { TcpEvent, TcpWatcher, TCP_EVENT_NAMES, UNTRACED_STATES } from './probes/tcp';
 import { attachGcProbes } from './probes/pygc';
 import { findGcProbeTarget } from './python-usdt';
@@ -31,7 +31,8 @@ import { bootUnixMs, listeningInodes, readCmdline, readExe, readHost, readStat, 
 import { memoryCgroupById, memoryCgroupOf, rereadMemoryCgroup, MemoryCgroup } from './cgroup';
 import { readTcpSockets } from './sockets';
 import { cpuCgroupOf, CpuCgroup, CpuThrottling, readCpuThrottling, throttlingDelta } from './cpu-cgroup';
-import { bucketFrom, Cumulative, readCumulative, readRssLast } from './sampler';
+import { bucketFrom, Cumulative, deviceBuckets, readCumulative, readRssLast } from './sampler';
+import { deviceName, devName, diskOpName, readDiskDevices, type DiskStats } from './probes/disk';
 import { HostTimeline, MarkerRing, ServiceTimeline, slopePerSecond, WorkerTimeline } from './timeline';
 import { decideVerdict, FATAL_SIGNALS, formatBytes, OomFacts, signalName, SignalFacts } from './verdict';
 import type { BundleStore } from './store';
@@ -63,6 +64,10 @@ const PER_PROCESS_MAPS: Array<[string, string]> = [
   ['disk', 'disk_proc'], ['disk', 'dstate_hist'], ['pygc', 'gc_hist'], ['pygc', 'gc_stats'],
 ];
 const TRACK_FOLLOW_FORKS = 1;
+/** Failure times kept per service instance and per lineage (restart storms look back one window). */
+const MAX_DEATH_TIMES = 1000;
+/** Service lineages whose recent failures are kept (oldest forgotten first). */
+const MAX_LINEAGES = 256;
 /** CPU cgroups followed per service (a pool normally shares one). */
 const MAX_CPU_CGROUPS_PER_SERVICE = 8;
 
@@ -97,6 +102,8 @@ interface ServiceState {
   masterKey: string;
   slots: Array<{ generation: number; key: string | null }>;
   deathTimes: number[];
+  /** What stays the same when a supervisor restarts the service: restart storms are counted per lineage. */
+  lineage: string;
   tcpId: number;
   lastSeenMs: number;
   /** The CPU cgroups its processes live in (usually one), with their last cpu.stat reading. */
@@ -162,6 +169,7 @@ class AgentImpl extends EventEmitter implements Agent {
   private readonly workers = new Map<string, WorkerState>();
   private readonly pidToKey = new Map<number, string>();
   private readonly services = new Map<string, ServiceState>();
+  private readonly lineages = new Map<string, number[]>();
   private readonly host: HostTimeline;
   private readonly hostMarkers: MarkerRing;
   private readonly cooldown: Cooldown;
@@ -298,15 +306,18 @@ class AgentImpl extends EventEmitter implements Agent {
     if (this.stopped) return;
     let found: DiscoveredService[];
     try {
-      found = discover({ pids: this.options.pids, match: this.options.match, cgroup: this.options.cgroup,
-        exclude: this.options.exclude, autoDiscover: this.options.autoDiscover || !(this.options.pids.length || this.options.match || this.options.cgroup) },
-      process.pid, process.ppid, () => this.listeningNow());
+      found = discover(this.selection(), process.pid, process.ppid, () => this.listeningNow());
     } catch (e) {
       this.countError('discovery', e);
       return;
     }
     for (const svc of found) this.adoptService(svc);
     this.reapVanished();
+  }
+
+  private selection(): Selection {
+    const o = this.options;
+    return { pids: o.pids, match: o.match, cgroup: o.cgroup, exclude: o.exclude, autoDiscover: o.autoDiscover || !(o.pids.length || o.match || o.cgroup) };
   }
 
   private adoptService(d: DiscoveredService): void {
@@ -321,6 +332,7 @@ class AgentImpl extends EventEmitter implements Agent {
         masterKey: workerKey(d.master.pid, d.master.startTicks),
         slots: [],
         deathTimes: [],
+        lineage: `${d.kind}|${d.unit || d.cgroup}|${d.master.cmdline.join(' ')}`,
         tcpId: this.nextTcpId++,
         lastSeenMs: now,
         cpuCgroups: new Map(),
@@ -488,6 +500,19 @@ class AgentImpl extends EventEmitter implements Agent {
     }
   }
 
+  /** Failure times of every instance of one lineage (a crash loop starts a new master each time). */
+  private lineageDeaths(lineage: string, deathMs: number): number[] {
+    let times = this.lineages.get(lineage);
+    if (!times) {
+      if (this.lineages.size >= MAX_LINEAGES) this.lineages.delete(this.lineages.keys().next().value!);
+      this.lineages.set(lineage, (times = []));
+    }
+    times.push(deathMs);
+    const keepMs = this.options.thresholds.restartStormWindowS * 1000;
+    while (times.length && (times[0] < deathMs - keepMs || times.length > MAX_DEATH_TIMES)) times.shift();
+    return times;
+  }
+
   private serviceOf(w: WorkerState): ServiceState | undefined {
     return this.services.get(w.identity.serviceId);
   }
@@ -590,7 +615,17 @@ class AgentImpl extends EventEmitter implements Agent {
 
   private onExec(r: ExecRecord): void {
     const w = this.workerByPid(r.pid);
-    if (!w) return;
+    if (!w) {
+      if (r.flags & ExecFlags.Candidate && !this.stopped) {
+        try {
+          const d = discoverExec(r.pid, this.selection());
+          if (d) this.adoptService(d);
+        } catch (e) {
+          this.countError('discovery', e);
+        }
+      }
+      return;
+    }
     w.identity.comm = r.comm;
     const cmd = readCmdline(r.pid);
     if (cmd) w.identity.cmdline = cmd.join(' ').slice(0, 512);
@@ -644,8 +679,10 @@ class AgentImpl extends EventEmitter implements Agent {
   private onBioSlow(r: BioSlowRecord): void {
     const w = r.pid ? this.workerByPid(r.pid) : undefined;
     if (!w) return;
+    const device = deviceName(devName(r.dev));
     this.addMarker(w, marker(this.recMs(r.tsNs), 'slow-io', this.subject(w), 'warning',
-      `a block request took ${(r.latencyNs / 1e6).toFixed(1)} ms (${r.bytes} bytes)`, { latencyMs: r.latencyNs / 1e6, bytes: r.bytes }));
+      `a ${r.bytes}-byte ${diskOpName(r.op)} on ${device} took ${(r.latencyNs / 1e6).toFixed(1)} ms`,
+      { latencyMs: r.latencyNs / 1e6, bytes: r.bytes }, { device, op: diskOpName(r.op) }));
   }
 
   private onTcp(r: TcpEventRecord): void {
@@ -718,8 +755,8 @@ class AgentImpl extends EventEmitter implements Agent {
     if (s) {
       if (verdict.failure) {
         s.deathTimes.push(deathMs);
-        while (s.deathTimes.length > 1000) s.deathTimes.shift();
-        const storm = restartStorm(s.service.id, s.deathTimes, deathMs, this.options.thresholds);
+        while (s.deathTimes.length > MAX_DEATH_TIMES) s.deathTimes.shift();
+        const storm = restartStorm(s.service.id, this.lineageDeaths(s.lineage, deathMs), deathMs, this.options.thresholds);
         if (storm) this.addServiceMarker(s, storm);
       }
     }
@@ -961,7 +998,7 @@ class AgentImpl extends EventEmitter implements Agent {
     if (this.dropHistory.length > MAX_DROP_HISTORY) this.dropHistory.shift();
 
     const hostSample = readHost();
-    this.host.push(tMs, hostSample);
+    this.host.push(tMs, { ...hostSample, devices: this.sampleDevices() });
     const hostBucket = this.host.latest();
 
     const workerBuckets = [];
@@ -985,6 +1022,22 @@ class AgentImpl extends EventEmitter implements Agent {
     const markers = this.pendingMarkers;
     this.pendingMarkers = [];
     this.emit('tick', { tMs, intervalMs: this.options.intervalMs, workers: workerBuckets, services: serviceBuckets, host: hostBucket as HostBucket, markers });
+  }
+
+  private lastDevices?: Map<string, DiskStats>;
+
+  /** Per-device block I/O since the last tick (the disk probe's kernel histograms). */
+  private sampleDevices(): DeviceBucket[] {
+    if (!this.loaded.has('disk')) return [];
+    try {
+      const now = readDiskDevices(this.tracer!);
+      const out = deviceBuckets(now, this.lastDevices);
+      this.lastDevices = now;
+      return out;
+    } catch (e) {
+      this.countError('disk-devices', e);
+      return [];
+    }
   }
 
   private sampleService(s: ServiceState, tMs: number): void {

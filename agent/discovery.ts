@@ -130,29 +130,54 @@ export function discover(sel: Selection = {}, selfPid = process.pid, parentPid =
 
   const services: DiscoveredService[] = [];
   for (const root of roots) {
-    const kind = classify(root.cmdline);
     const workers = (children.get(root.pid) ?? []).filter((w) => !NOT_A_WORKER.test(w.cmdline.join(' ')));
     const ports = [...new Set([root, ...workers].flatMap(portsOf))].sort((a, b) => a - b);
-    const cgroups = readCgroups(root.pid);
-    const cgroupPath = cgroups[''] ?? '';
-    const selected = !!(sel.pids?.includes(root.pid) || workers.some((w) => sel.pids?.includes(w.pid))
-      || (sel.match && sel.match.test(root.cmdline.join(' ')))
-      || (sel.cgroup && Object.values(cgroups).some((c) => c === sel.cgroup || c.startsWith(sel.cgroup!.replace(/\/$/, '') + '/'))));
-    const looksLikeServer = kind !== 'python' || ports.length > 0;
-    if (!selected && !(auto && looksLikeServer)) continue;
-    services.push({
-      id: serviceId(kind, root),
-      name: serviceName(kind, root.cmdline, ports),
-      kind,
-      master: root,
-      workers,
-      ports,
-      cgroup: cgroupPath,
-      memoryCgroup: cgroups.memory ?? cgroupPath,
-      unit: unitOf(cgroupPath),
-    });
+    const svc = serviceOf(root, workers, ports, sel, auto);
+    if (svc) services.push(svc);
   }
   return services;
+}
+
+/** The service rooted at `root` if the selection admits it (auto-discovery takes what looks like a server). */
+function serviceOf(root: DiscoveredProcess, workers: DiscoveredProcess[], ports: number[], sel: Selection, auto: boolean): DiscoveredService | undefined {
+  const kind = classify(root.cmdline);
+  const cgroups = readCgroups(root.pid);
+  const cgroupPath = cgroups[''] ?? '';
+  const selected = !!(sel.pids?.includes(root.pid) || workers.some((w) => sel.pids?.includes(w.pid))
+    || (sel.match && sel.match.test(root.cmdline.join(' ')))
+    || (sel.cgroup && Object.values(cgroups).some((c) => c === sel.cgroup || c.startsWith(sel.cgroup!.replace(/\/$/, '') + '/'))));
+  const looksLikeServer = kind !== 'python' || ports.length > 0;
+  if (!selected && !(auto && looksLikeServer)) return undefined;
+  return {
+    id: serviceId(kind, root),
+    name: serviceName(kind, root.cmdline, ports),
+    kind,
+    master: root,
+    workers,
+    ports,
+    cgroup: cgroupPath,
+    memoryCgroup: cgroups.memory ?? cgroupPath,
+    unit: unitOf(cgroupPath),
+  };
+}
+
+/**
+ * One process that just exec'd (the kernel's candidate exec record), looked at before the next
+ * /proc scan: a service whose workers die within a second of starting is still seen. Only a
+ * root (its parent is not a python process) starts a service here; its workers arrive as forks.
+ */
+export function discoverExec(pid: number, sel: Selection = {}): DiscoveredService | undefined {
+  const st = readStat(pid);
+  const cmdline = readCmdline(pid);
+  if (!st || st.state === 'Z' || !cmdline?.length) return undefined;
+  const exe = readExe(pid) ?? '';
+  const selected = sel.pids?.includes(pid) || (sel.match && sel.match.test(cmdline.join(' ')));
+  if (!selected && !isPythonProcess(exe, cmdline)) return undefined;
+  if (sel.exclude && sel.exclude.test(cmdline.join(' '))) return undefined;
+  const parentExe = readExe(st.ppid) ?? '';
+  if (isPythonProcess(parentExe, readCmdline(st.ppid) ?? [])) return undefined; // part of another tree
+  const explicit = !!(sel.pids?.length || sel.match || sel.cgroup);
+  return serviceOf(toProcess(st, cmdline, exe), [], [], sel, sel.autoDiscover ?? !explicit);
 }
 
 export function roleOf(service: DiscoveredService, pid: number): Role {

@@ -68,7 +68,7 @@ export interface Bucket {
   cgroupUsageBytes: number; cgroupLimitBytes: number; dstateNs: number; dstateMaxNs: number;
   bioReadBytes: number; bioWriteBytes: number; bioOps: number;
   gcPauses: number; gcPauseNs: number; gcMaxPauseNs: number; threads: number; gap: boolean;
-  signalsReceived: number;
+  signalsReceived: number; bioLatP99Us: number; bioLatMaxUs: number;
 }
 export interface ServiceBucket {
   serviceId: string; tMs: number; socketStates: Record<string, number>;
@@ -79,7 +79,11 @@ export interface ServiceBucket {
 export interface HostBucket {
   tMs: number; psiMemSomeAvg10: number; psiMemFullAvg10: number; psiCpuSomeAvg10: number;
   psiIoSomeAvg10: number; load1: number; memTotalBytes: number; memAvailableBytes: number;
-  psiIoFullAvg10: number;
+  psiIoFullAvg10: number; devices: DeviceBucket[];
+}
+export interface DeviceBucket {
+  device: string; ops: number; readBytes: number; writeBytes: number; latP50Us: number; latP99Us: number;
+  latMaxUs: number; slow: number; errors: number;
 }
 export interface Marker {
   tMs: number; kind: string; pid: number; startTicks: number; serviceId: string;

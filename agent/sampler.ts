@@ -8,7 +8,8 @@ import type { Tracer } from './native';
 import { decodeHist, HIST_SLOTS, Histogram } from './records';
 import { decodeCpuStats, CpuStats } from './probes/runqlat';
 import { decodeFaultStats, decodeRssLast, FaultStats, RssLast } from './probes/memory';
-import { readDiskProcess, readDStateHist, DiskStats } from './probes/disk';
+import { deviceName, readDiskProcess, readDStateHist, DiskStats } from './probes/disk';
+import type { DeviceBucket } from './proto';
 import { readGcStats, GcStats } from './probes/pygc';
 import { histPercentileUs, WorkerSample } from './timeline';
 import { CLK_TCK, PAGE_SIZE, readStat, ProcStat } from './procfs';
@@ -69,7 +70,7 @@ export function readRssLast(tracer: Tracer, pid: number, loaded: Set<string>): R
 
 const d = (now = 0, before = 0) => Math.max(0, now - before);
 
-function histDelta(now?: Histogram, before?: Histogram): { slots: number[]; count: number; sumNs: number; maxNs: number } {
+export function histDelta(now?: Histogram, before?: Histogram): { slots: number[]; count: number; sumNs: number; maxNs: number } {
   const slots = new Array<number>(HIST_SLOTS).fill(0);
   if (!now) return { slots, count: 0, sumNs: 0, maxNs: 0 };
   for (let i = 0; i < HIST_SLOTS; i++) slots[i] = d(now.slots[i], before?.slots[i]);
@@ -114,6 +115,9 @@ export function bucketFrom(now: Cumulative, before: Cumulative | undefined, gaug
   }
   s.rssBytes = gauges.rssBytes ?? (now.stat ? now.stat.rssPages * PAGE_SIZE : 0);
   if (now.disk) {
+    const lat = histDelta(now.disk.latency, before?.disk?.latency);
+    s.bioLatP99Us = lat.count ? Math.min(histPercentileUs(lat.slots, 0.99), Math.max(1, Math.round(lat.maxNs / 1000))) : 0;
+    s.bioLatMaxUs = Math.round(lat.maxNs / 1000);
     s.bioReadBytes = d(now.disk.readBytes, before?.disk?.readBytes);
     s.bioWriteBytes = d(now.disk.writeBytes, before?.disk?.writeBytes);
     s.bioOps = d(now.disk.readOps + now.disk.writeOps + now.disk.flushOps + now.disk.otherOps,
@@ -132,4 +136,22 @@ export function bucketFrom(now: Cumulative, before: Cumulative | undefined, gaug
     s.gcMaxPauseNs = max;
   }
   return s;
+}
+
+/** Block devices that served requests since the last reading, busiest first. */
+export function deviceBuckets(now: Map<string, DiskStats>, before: Map<string, DiskStats> | undefined): DeviceBucket[] {
+  const out: DeviceBucket[] = [];
+  for (const [majMin, n] of now) {
+    const b = before?.get(majMin);
+    const lat = histDelta(n.latency, b?.latency);
+    if (!lat.count) continue;
+    const maxUs = Math.max(1, Math.round(lat.maxNs / 1000));
+    out.push({
+      device: deviceName(majMin), ops: lat.count,
+      readBytes: d(n.readBytes, b?.readBytes), writeBytes: d(n.writeBytes, b?.writeBytes),
+      latP50Us: Math.min(histPercentileUs(lat.slots, 0.5), maxUs), latP99Us: Math.min(histPercentileUs(lat.slots, 0.99), maxUs),
+      latMaxUs: Math.round(lat.maxNs / 1000), slow: d(n.slow, b?.slow), errors: d(n.errors, b?.errors),
+    });
+  }
+  return out.sort((x, y) => y.ops - x.ops);
 }

@@ -3,7 +3,7 @@
  * columns (typed arrays) so that memory is known in advance: a worker ring of
  * C buckets costs C × (WORKER_FIELDS × 8 + HIST_SLOTS × 4 + 9) bytes.
  */
-import type { Bucket, HostBucket, Marker, ServiceBucket } from './proto';
+import type { Bucket, DeviceBucket, HostBucket, Marker, ServiceBucket } from './proto';
 import { HIST_SLOTS } from './records';
 
 /** Numeric bucket fields, in storage order. */
@@ -11,7 +11,7 @@ export const WORKER_FIELDS = [
   'runqP50Us', 'runqP99Us', 'runqMaxUs', 'runqCount', 'involuntarySwitches', 'voluntarySwitches', 'cpuMs',
   'minorFaults', 'majorFaults', 'rssBytes', 'rssSlopeBytesPerS', 'cgroupUsageBytes', 'cgroupLimitBytes',
   'dstateNs', 'dstateMaxNs', 'bioReadBytes', 'bioWriteBytes', 'bioOps', 'gcPauses', 'gcPauseNs',
-  'gcMaxPauseNs', 'threads', 'signalsReceived',
+  'gcMaxPauseNs', 'threads', 'signalsReceived', 'bioLatP99Us', 'bioLatMaxUs',
 ] as const satisfies ReadonlyArray<keyof Bucket>;
 export type WorkerField = (typeof WORKER_FIELDS)[number];
 export type WorkerSample = Partial<Record<WorkerField, number>> & { runqHist?: ArrayLike<number>; gap?: boolean };
@@ -32,7 +32,7 @@ export const HOST_FIELDS = [
   'psiMemSomeAvg10', 'psiMemFullAvg10', 'psiCpuSomeAvg10', 'psiIoSomeAvg10', 'load1', 'memTotalBytes',
   'memAvailableBytes', 'psiIoFullAvg10',
 ] as const satisfies ReadonlyArray<keyof HostBucket>;
-export type HostSampleFields = Partial<Record<(typeof HOST_FIELDS)[number], number>>;
+export type HostSampleFields = Partial<Record<(typeof HOST_FIELDS)[number], number>> & { devices?: DeviceBucket[] };
 
 /** A ring of columns. Index 0 is the oldest kept bucket. */
 class ColumnRing {
@@ -201,20 +201,28 @@ export class ServiceTimeline {
   }
 }
 
+/** Block devices kept per host bucket (the busiest ones). */
+export const MAX_DEVICES_PER_BUCKET = 16;
+
 export class HostTimeline {
   private readonly ring: ColumnRing;
+  /** Per physical slot: the devices active in that interval (few, and often none). */
+  private readonly devices: Array<DeviceBucket[] | undefined>;
 
   constructor(capacity: number) {
     this.ring = new ColumnRing(capacity, HOST_FIELDS.length);
+    this.devices = new Array(capacity);
   }
 
   push(tMs: number, s: HostSampleFields): void {
-    this.ring.push(tMs, HOST_FIELDS.map((f) => s[f] ?? 0), false);
+    const slot = this.ring.push(tMs, HOST_FIELDS.map((f) => s[f] ?? 0), false);
+    this.devices[slot] = s.devices?.length ? s.devices.slice(0, MAX_DEVICES_PER_BUCKET) : undefined;
   }
 
   bucket(i: number): HostBucket {
     const b = { tMs: this.ring.time(i) } as HostBucket;
     HOST_FIELDS.forEach((f, k) => ((b as unknown as Record<string, number>)[f] = this.ring.value(i, k)));
+    b.devices = this.devices[this.ring.slot(i)] ?? [];
     return b;
   }
 

@@ -111,19 +111,40 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 	return 0;
 }
 
+static __always_inline bool comm_starts_with(const char *comm, const char *prefix, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (comm[i] != prefix[i])
+			return false;
+	return true;
+}
+
+/* Execs are rare (tens per second on a busy host): a few byte compares each. */
+static __always_inline bool comm_names_python_server(const char *comm)
+{
+	return comm_starts_with(comm, "python", 6) || comm_starts_with(comm, "gunicorn", 8) ||
+	       comm_starts_with(comm, "uvicorn", 7) || comm_starts_with(comm, "uwsgi", 5) ||
+	       comm_starts_with(comm, "celery", 6) || comm_starts_with(comm, "hypercorn", 9) ||
+	       comm_starts_with(comm, "daphne", 6);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 tgid = p->tgid;
-	if (!lc_tracked(tgid, p))
-		return 0;
+	__u32 flags = 0;
+	if (!lc_tracked(tgid, p)) {
+		if (!comm_names_python_server(p->comm))
+			return 0;
+		flags = PM_EXEC_CANDIDATE;
+	}
 	struct pm_exec *r = pm_reserve(sizeof(*r), PM_REC_EXEC);
 	if (!r)
 		return 0;
 	r->pid = tgid;
 	r->tid = p->pid;
 	r->old_tid = old_pid;
-	r->pad = 0;
+	r->flags = flags;
 	r->start_ns = proc_start_ns(p);
 	__builtin_memcpy(r->comm, p->comm, PM_COMM_LEN); /* begin_new_exec() already set it */
 	const char *fn = BPF_CORE_READ(bprm, filename);

@@ -18,6 +18,11 @@
 #define PM_FORK_TRACKED 1 /* the child was added to the pid filter */
 #define PM_FORK_TRACK_FULL 2 /* the pid filter was full: child not tracked */
 
+/* An exec record of a process the filter does not track yet, whose new comm
+ * names a Python server (python*, gunicorn, uvicorn, uwsgi, ...): the agent
+ * looks at it at once, so a service that dies within a second is still seen. */
+#define PM_EXEC_CANDIDATE 0x1
+
 /* A process or thread created by a tracked process. */
 struct pm_fork {
 	struct pm_hdr hdr;
@@ -39,7 +44,7 @@ struct pm_exec {
 	__u32 pid; /* tgid */
 	__u32 tid;
 	__u32 old_tid; /* the exec'ing thread's tid before de_thread() made it the leader */
-	__u32 pad;
+	__u32 flags; /* PM_EXEC_* */
 	__u64 start_ns;
 	char comm[PM_COMM_LEN];
 	char filename[PM_PATH_LEN];

@@ -33,7 +33,7 @@ void Fill(Napi::Env env, Napi::Object s) {
                     .PM_FIELD(pm_fork, is_thread).PM_FIELD(pm_fork, tracked)
                     .PM_FIELD(pm_fork, parent_comm).PM_FIELD(pm_fork, child_comm).Done());
   s.Set("exec", StructLayout(env, sizeof(pm_exec), PM_REC_EXEC)
-                    .PM_FIELD(pm_exec, pid).PM_FIELD(pm_exec, tid).PM_FIELD(pm_exec, old_tid)
+                    .PM_FIELD(pm_exec, pid).PM_FIELD(pm_exec, tid).PM_FIELD(pm_exec, old_tid).PM_FIELD(pm_exec, flags)
                     .PM_FIELD(pm_exec, start_ns).PM_FIELD(pm_exec, comm)
                     .PM_FIELD(pm_exec, filename).Done());
   s.Set("exit", StructLayout(env, sizeof(pm_exit), PM_REC_EXIT)

@@ -23,7 +23,8 @@ done
 BUILD_PKGS=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev cmake make g++ pkg-config libcap2-bin)
 # What the tests and benchmarks need: real Python services, load, a browser.
 TEST_PKGS=(python3.11 gunicorn python3-flask uvicorn python3-uvicorn python3-starlette python3-fastapi
-           wrk chromium procps iproute2 util-linux libbpf-tools prometheus)
+           uwsgi uwsgi-plugin-python3 python3-hypercorn daphne python3-celery
+           wrk chromium procps iproute2 util-linux libbpf-tools prometheus nftables)
 
 missing_pkgs() {
   local p

@@ -10,7 +10,7 @@ function bucket(o: Partial<Bucket>): Bucket {
     tMs: 10_000, intervalMs: 1000, runqP50Us: 0, runqP99Us: 0, runqMaxUs: 0, runqCount: 0, runqHist: [], involuntarySwitches: 0,
     voluntarySwitches: 0, cpuMs: 0, minorFaults: 0, majorFaults: 0, rssBytes: 0, rssSlopeBytesPerS: 0, cgroupUsageBytes: 0,
     cgroupLimitBytes: 0, dstateNs: 0, dstateMaxNs: 0, bioReadBytes: 0, bioWriteBytes: 0, bioOps: 0, gcPauses: 0, gcPauseNs: 0,
-    gcMaxPauseNs: 0, threads: 1, gap: false, signalsReceived: 0, ...o,
+    gcMaxPauseNs: 0, threads: 1, gap: false, signalsReceived: 0, bioLatP99Us: 0, bioLatMaxUs: 0, ...o,
   };
 }
 function svc(o: Partial<ServiceBucket>): ServiceBucket {

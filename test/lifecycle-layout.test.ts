@@ -67,12 +67,12 @@ describe('decoders', () => {
   test('exec', () => {
     const long = '/usr/lib/' + 'x'.repeat(300);
     const r = decodeOne<ExecRecord>(rec('exec', (dv, o, u8) => {
-      dv.setUint32(o.pid, 7, true); dv.setUint32(o.tid, 7, true); dv.setUint32(o.old_tid, 9, true);
+      dv.setUint32(o.pid, 7, true); dv.setUint32(o.tid, 7, true); dv.setUint32(o.old_tid, 9, true); dv.setUint32(o.flags, 1, true);
       dv.setBigUint64(o.start_ns, 42n, true);
       str(u8, o.comm, 'sh');
       str(u8, o.filename, long.slice(0, 255)); // the kernel side NUL-terminates within 256
     }));
-    expect(r).toMatchObject({ pid: 7, tid: 7, oldTid: 9, startNs: 42, comm: 'sh', filename: long.slice(0, 255) });
+    expect(r).toMatchObject({ pid: 7, tid: 7, oldTid: 9, flags: 1, startNs: 42, comm: 'sh', filename: long.slice(0, 255) });
   });
 
   test('exit: wait status decoded', () => {

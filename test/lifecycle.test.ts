@@ -11,7 +11,7 @@ import { openTracer, TestTracer } from './helpers/tracer';
 import { exited, procStartTicks, python, sleep, start, stopAll, waitFor } from './helpers/procs';
 import { RecordType } from '../agent/records';
 import {
-  decodeLifecycleStats, ExitRecord, ForkTracking, SignalRecord, SignalResult,
+  decodeLifecycleStats, ExecFlags, ExitRecord, ForkTracking, SignalRecord, SignalResult,
 } from '../agent/probes/lifecycle';
 
 const PY = '/usr/bin/python3.11';
@@ -426,12 +426,18 @@ test('pid reuse: a stale filter entry does not attribute the new process to the 
   expect(exitB.startNs).toBeGreaterThan(startA);
 });
 
-test('untracked processes make no records', async () => {
+test('untracked processes make no records, but a python exec is a candidate', async () => {
   const child = await gated('os._exit(9)');
   const pid = child.pid!;
   process.kill(pid, 'SIGUSR1'); // default action: it dies by SIGUSR1, unseen
   await exited(child);
+  const shell = start('/bin/sh', ['-c', 'exit 0']); // not a python: no record at all
+  await exited(shell);
   await sleep(50);
   t.tracer.flush();
-  expect(t.records.filter((r) => 'pid' in r && (r as { pid: number }).pid === pid)).toHaveLength(0);
+  // Its exec was reported (the agent looks for new services at once); nothing after it.
+  const ofPid = t.records.filter((r) => 'pid' in r && (r as { pid: number }).pid === pid);
+  expect(ofPid.map((r) => r.type)).toEqual([RecordType.Exec]);
+  expect(ofPid[0]).toMatchObject({ flags: ExecFlags.Candidate, comm: 'python3.11' });
+  expect(t.records.filter((r) => 'pid' in r && (r as { pid: number }).pid === shell.pid)).toHaveLength(0);
 });

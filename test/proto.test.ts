@@ -5,7 +5,7 @@ import {
   createCodec, checkClientVersion, checkServerHello, parseWorkerKey, workerKey, ProtoError,
   PROTOCOL_VERSION, MIN_CLIENT_VERSION, BUNDLE_FORMAT_VERSION,
   type Bucket, type Bundle, type ClientMessage, type Death, type Delta, type Hello, type History,
-  type Identity, type Marker, type ServerMessage, type Service, type ServiceBucket, type HostBucket,
+  type Identity, type Marker, type ServerMessage, type Service, type ServiceBucket, type HostBucket, type DeviceBucket,
   type Verdict, type Evidence, type CgroupLimits, type WorkerTimeline, type IncidentSummary,
   type Worker, type Snapshot, type Feature, type WorkerBucket, type Lost, type BundleReady,
   type Subscribe, type Unsubscribe, type HistoryRequest, type ProtoErrorMessage,
@@ -28,7 +28,7 @@ const bucket: Required<Bucket> = {
   minorFaults: 1200, majorFaults: 2, rssBytes: 180 * 2 ** 20, rssSlopeBytesPerS: 1.5e6,
   cgroupUsageBytes: 300 * 2 ** 20, cgroupLimitBytes: 512 * 2 ** 20, dstateNs: 5e6, dstateMaxNs: 3e6,
   bioReadBytes: 4096, bioWriteBytes: 8192, bioOps: 3, gcPauses: 2, gcPauseNs: 4e6, gcMaxPauseNs: 3e6,
-  threads: 4, gap: true, signalsReceived: 1,
+  threads: 4, gap: true, signalsReceived: 1, bioLatP99Us: 2048, bioLatMaxUs: 3100,
 };
 const service: Required<Service> = {
   id: 'gunicorn:8000', name: 'app:app', kind: 'gunicorn', masterPid: 4200, masterStartTicks: 99,
@@ -42,7 +42,12 @@ const serviceBucket: Required<ServiceBucket> = {
 const hostBucket: Required<HostBucket> = {
   tMs: 1764170001000, psiMemSomeAvg10: 1.25, psiMemFullAvg10: 0.5, psiCpuSomeAvg10: 12.5,
   psiIoSomeAvg10: 0.25, load1: 1.75, memTotalBytes: 8 * 2 ** 30, memAvailableBytes: 2 ** 30, psiIoFullAvg10: 0.125,
+  devices: [],
 };
+const deviceBucket: Required<DeviceBucket> = {
+  device: 'loop0', ops: 12, readBytes: 49152, writeBytes: 0, latP50Us: 256, latP99Us: 262144, latMaxUs: 250000, slow: 4, errors: 0,
+};
+hostBucket.devices = [deviceBucket];
 const marker: Required<Marker> = {
   tMs: 1764170001500, kind: 'memory-near-limit', pid: 4242, startTicks: 2 ** 40 + 7, serviceId: 'gunicorn:8000',
   severity: 'critical', message: 'RSS reaches the cgroup limit in ~12 s',
@@ -94,7 +99,7 @@ const historyRequest: Required<HistoryRequest> = { requestId: 7, workerKey: '424
 
 describe('schema and TypeScript types stay in step', () => {
   const samples: Record<string, object> = {
-    Identity: identity, Bucket: bucket, Service: service, ServiceBucket: serviceBucket, HostBucket: hostBucket,
+    Identity: identity, Bucket: bucket, Service: service, ServiceBucket: serviceBucket, HostBucket: hostBucket, DeviceBucket: deviceBucket,
     Marker: marker, Evidence: evidence, Verdict: verdict, WorkerTimeline: timeline, CgroupLimits: cgroupLimits,
     Bundle: bundle, IncidentSummary: incident, Feature: feature, Hello: hello, Worker: worker, Snapshot: snapshot,
     WorkerBucket: workerBucket, Delta: delta, Death: death, BundleReady: bundleReady, Lost: lost, History: history,

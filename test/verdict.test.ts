@@ -94,6 +94,14 @@ describe('decideVerdict', () => {
       expect(v.summary).toMatch(new RegExp(`stopped with ${name} by pid 1 \\(${comm}\\).*a planned stop`));
     });
 
+  test('SIGINT re-raised by python at itself after KeyboardInterrupt: the stop is credited to its first sender', () => {
+    const v = decideVerdict({ exit: exit({ termSignal: 2 }), signals: [
+      { tMs: T - 40, sig: 2, senderPid: 900, senderComm: 'bash', kernel: false },
+      { tMs: T - 2, sig: 2, senderPid: 4242, senderComm: 'python3', kernel: false },
+    ] });
+    expect(v).toMatchObject({ kind: 'exited', failure: false, senderPid: 900, senderComm: 'bash' });
+  });
+
   test('SIGKILL from a shell stays a failure (killed-by-other)', () => {
     const v = decideVerdict({ exit: exit({ termSignal: 9 }), signals: [{ tMs: T - 5, sig: 9, senderPid: 777, senderComm: 'bash', kernel: false }] });
     expect(v).toMatchObject({ kind: 'killed-by-other', failure: true });

@@ -130,6 +130,25 @@ export function readDStateHist(tracer: Tracer, pid: number): Histogram | null {
   return v ? decodeHist(v) : null;
 }
 
+/** Device names looked up in sysfs (a host has few devices; the bound guards against churn). */
+const MAX_DEVICE_NAMES = 1024;
+const deviceNames = new Map<string, string>();
+
+/** "vda", "loop0": the kernel's name of a block device "major:minor" (the number itself when unknown). */
+export function deviceName(majMin: string): string {
+  let name = deviceNames.get(majMin);
+  if (name !== undefined) return name;
+  try {
+    name = /^DEVNAME=(.+)$/m.exec(fs.readFileSync(`/sys/dev/block/${majMin}/uevent`, 'utf8'))?.[1] ?? majMin;
+  } catch {
+    name = majMin; // gone, or not visible from here: not cached, it may appear
+    return name;
+  }
+  if (deviceNames.size >= MAX_DEVICE_NAMES) deviceNames.clear();
+  deviceNames.set(majMin, name);
+  return name;
+}
+
 /** "major:minor" from stat's st_dev (glibc encoding). */
 export function statDevName(stDev: number): string {
   // glibc's dev_t encoding: major = bits 8..19 (and 32..43), minor = bits 0..7 and 20..31.

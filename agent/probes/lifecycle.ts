@@ -19,7 +19,7 @@ export const FORK = registerLayout('fork', {
 export const EXEC = registerLayout('exec', {
   size: 312,
   type: RecordType.Exec,
-  offsets: { pid: 16, tid: 20, old_tid: 24, start_ns: 32, comm: 40, filename: 56 },
+  offsets: { pid: 16, tid: 20, old_tid: 24, flags: 28, start_ns: 32, comm: 40, filename: 56 },
 });
 
 export const EXIT = registerLayout('exit', {
@@ -84,10 +84,15 @@ export interface ExecRecord extends RecordHeader {
   tid: number;
   /** tid of the exec'ing thread before it became the leader (== pid when single-threaded). */
   oldTid: number;
+  /** ExecFlags: Candidate = an untracked process whose new comm names a Python server. */
+  flags: number;
   startNs: number;
   comm: string;
   filename: string;
 }
+
+/** bpf/lifecycle.h PM_EXEC_*. */
+export const ExecFlags = { Candidate: 0x1 } as const;
 
 /** A thread exit, or the process exit (groupDead: its last thread). */
 export interface ExitRecord extends RecordHeader {
@@ -203,6 +208,7 @@ registerDecoder(RecordType.Exec, EXEC.size, (dv, o, h): ExecRecord => Object.ass
   pid: dv.getUint32(o + E.pid, true),
   tid: dv.getUint32(o + E.tid, true),
   oldTid: dv.getUint32(o + E.old_tid, true),
+  flags: dv.getUint32(o + E.flags, true),
   startNs: u64(dv, o + E.start_ns),
   comm: cstr(dv, o + E.comm, COMM_LEN),
   filename: cstr(dv, o + E.filename, PATH_LEN),

@@ -8,13 +8,13 @@ import {
   codec, workerKey, type Bucket, type Death, type Delta, type Hello, type History, type HostBucket,
   type IncidentSummary, type Marker, type Service, type ServiceBucket, type ServerMessage, type Snapshot, type Worker,
 } from './codec';
-import { TimeChart, markerColor } from './charts';
+import { TimeChart, markerColor, type ChartOptions, type ChartSpec } from './charts';
 import { Connection, type ConnState } from './connection';
 import { h, replace } from './dom';
 import { fmtAgo, fmtBytes, fmtClock, fmtDuration, fmtNum, fmtUs, verdictLabel } from './format';
 import { renderPostmortem, type PostmortemHandle } from './postmortem';
 import { decodeBundleBytes } from './codec';
-import { BACKLOG_CHART, HOST_CHART, socketChart, WORKERS_CHART, WORKER_CHARTS } from './specs';
+import { BACKLOG_CHART, deviceChart, HOST_CHART, socketChart, WORKERS_CHART, WORKER_CHARTS } from './specs';
 
 /** Points kept per series when Hello does not say (window / interval). */
 const DEFAULT_MAX_POINTS = 600;
@@ -86,7 +86,8 @@ export class LiveApp {
   private readonly sideEl = h('aside', { class: 'side' });
   private readonly mainEl = h('main', { class: 'main' });
   private readonly toastEl = h('div', { class: 'toasts' });
-  private liveCharts: Array<{ chart: TimeChart<any>; rows: () => Array<{ tMs: number }> }> = [];
+  /** respec: charts whose series follow the data (socket states, devices) rebuild their spec from the rows shown. */
+  private liveCharts: Array<{ chart: TimeChart<any>; rows: () => Array<{ tMs: number }>; respec?: (rows: any[]) => ChartSpec<any>; opts?: ChartOptions }> = [];
   private liveMainBuilt = '';
   private workerTable?: HTMLElement;
   private eventsEl?: HTMLElement;
@@ -586,11 +587,15 @@ export class LiveApp {
       return chart.el;
     });
     const svcRows = () => this.svcSeries.get(svc.id) ?? [];
-    const sockets = new TimeChart<ServiceBucket>(socketChart(svcRows()), { markers: sMarkers, height: 150, syncKey: sync, intervalMs: this.interval(), attrs: { 'data-service': svc.id, 'data-scope': 'live' } });
+    const socketOpts = { markers: sMarkers, height: 150, syncKey: sync, intervalMs: this.interval(), attrs: { 'data-service': svc.id, 'data-scope': 'live' } };
+    const sockets = new TimeChart<ServiceBucket>(socketChart(svcRows()), socketOpts);
     const backlog = new TimeChart<ServiceBucket>(BACKLOG_CHART, { markers: sMarkers, height: 150, syncKey: sync, intervalMs: this.interval(), attrs: { 'data-service': svc.id, 'data-scope': 'live' } });
     const tcp = new TimeChart<ServiceBucket>(WORKERS_CHART, { markers: sMarkers, height: 150, syncKey: sync, intervalMs: this.interval(), attrs: { 'data-service': svc.id, 'data-scope': 'live' } });
     const host = new TimeChart<HostBucket>(HOST_CHART, { height: 110, syncKey: sync, intervalMs: this.interval(), attrs: { 'data-scope': 'live' } });
-    this.liveCharts.push({ chart: sockets, rows: svcRows }, { chart: backlog, rows: svcRows }, { chart: tcp, rows: svcRows }, { chart: host, rows: () => this.hostSeries });
+    const diskOpts = { height: 110, syncKey: sync, intervalMs: this.interval(), attrs: { 'data-scope': 'live' } };
+    const disks = new TimeChart<HostBucket>(deviceChart(this.hostSeries), diskOpts);
+    this.liveCharts.push({ chart: sockets, rows: svcRows, respec: socketChart, opts: socketOpts }, { chart: backlog, rows: svcRows }, { chart: tcp, rows: svcRows },
+      { chart: host, rows: () => this.hostSeries }, { chart: disks, rows: () => this.hostSeries, respec: deviceChart, opts: diskOpts });
     this.svcHeadEl = h('div', { class: 'svc-banner' });
     this.workerTable = h('div', { class: 'card flush' });
     this.eventsEl = h('section', { class: 'card' });
@@ -602,29 +607,29 @@ export class LiveApp {
       h('h2', { class: 'section' }, id ? h('span', null, `Worker pid ${id.pid} `, h('span', { class: 'muted' }, `${id.role === 'worker' ? `generation ${id.generation}` : id.role} · ${id.comm}`),
         w?.state === 'dead' ? h('span', { class: `verdict-badge v-${w.lastVerdict?.kind ?? 'unknown'}` }, verdictLabel(w.lastVerdict?.kind)) : null) : 'No worker selected'),
       h('div', { class: 'grid charts3' }, workerCharts),
-      h('div', { class: 'grid two-1' }, this.eventsEl, h('div', null, host.el))));
+      h('div', { class: 'grid two-1' }, this.eventsEl, h('div', null, host.el, disks.el))));
   }
 
   private updateCharts(): void {
     if (this.mode !== 'live') return;
     const now = Math.max(this.lastDeltaMs ? Date.now() : 0, ...[...this.series.values()].map((a) => (a.length ? a[a.length - 1].tMs + this.interval() : 0)));
-    for (const { chart, rows } of this.liveCharts) {
+    for (const entry of this.liveCharts) {
+      const { chart, rows } = entry;
       const all = rows();
       const from = now - this.windowMs;
       let i = 0;
       while (i < all.length && all[i].tMs < from) i++;
       const shown = i ? all.slice(i) : all;
       const start = shown.length ? Math.max(from, shown[0].tMs - this.interval()) : from;
-      if (chart.spec.id === 'sockets') {
-        // New socket states appear over time: rebuild the spec's series when they change.
-        const spec = socketChart(shown as ServiceBucket[]);
+      if (entry.respec) {
+        // New socket states and devices appear over time: rebuild the series when they change.
+        const spec = entry.respec(shown);
         if (spec.series.map((s) => s.label).join() !== chart.spec.series.map((s) => s.label).join()) {
-          const fresh = new TimeChart<ServiceBucket>(spec, { markers: () => this.markers.filter((m) => m.serviceId === this.selectedService), height: 150, syncKey: 'live', intervalMs: this.interval(), attrs: { 'data-service': this.selectedService ?? '', 'data-scope': 'live' } });
+          const fresh = new TimeChart(spec, entry.opts);
           chart.el.replaceWith(fresh.el);
           chart.destroy();
-          const entry = this.liveCharts.find((c) => c.chart === chart)!;
           entry.chart = fresh;
-          fresh.setRows(shown as ServiceBucket[], [start, now], this.interval());
+          fresh.setRows(shown, [start, now], this.interval());
           continue;
         }
       }

@@ -9,7 +9,7 @@ import type { Bucket, Bundle, Identity, Marker, WorkerTimeline } from './codec';
 import { alignRows, PROCESS_COLORS, TimeChart, markerColor, type ChartSpec, type MultiRow, type Unit } from './charts';
 import { h } from './dom';
 import { fmtBytes, fmtClock, fmtDateTime, fmtDuration, verdictLabel } from './format';
-import { BACKLOG_CHART, HOST_CHART, socketChart, WORKERS_CHART, WORKER_CHARTS } from './specs';
+import { BACKLOG_CHART, deviceChart, HOST_CHART, socketChart, WORKERS_CHART, WORKER_CHARTS } from './specs';
 
 export interface PostmortemOptions {
   /** Where the bundle came from, shown in the header. */
@@ -138,7 +138,8 @@ export function renderPostmortem(root: HTMLElement, bundle: Bundle, opts: Postmo
     add(socketChart(svcRows), svcRows, markersOf((m) => !m.pid)),
     add(BACKLOG_CHART, svcRows, markersOf((m) => !m.pid)),
     add(WORKERS_CHART, svcRows, markersOf((m) => !m.pid))) : null;
-  const hostGrid = bundle.hostBuckets.length ? h('div', { class: 'grid charts3' }, add(HOST_CHART, bundle.hostBuckets, () => [])) : null;
+  const hostGrid = bundle.hostBuckets.length ? h('div', { class: 'grid charts3' }, add(HOST_CHART, bundle.hostBuckets, () => []),
+    add(deviceChart(bundle.hostBuckets), bundle.hostBuckets, markersOf((m) => m.kind === 'slow-io'))) : null;
 
   // ---- markers
   const procOf = new Map(procSets.map((t, i) => [`${t.identity?.pid}:${t.identity?.startTicks}`, procLabels[i]]));

@@ -112,3 +112,21 @@ export const HOST_CHART: ChartSpec<HostBucket> = {
     { label: 'load1', color: '#8a93a3', value: (r) => r.load1, scale: 'y2', width: 1 },
   ],
 };
+
+const DEVICE_COLORS = ['#5794f2', '#ff9830', '#73bf69', '#b877d9', '#f2cc0c', '#8ab8ff', '#f2495c', '#ca95e5'];
+/** Devices charted at most (the busiest first); the bundle keeps up to 16 per bucket. */
+const MAX_CHARTED_DEVICES = 8;
+
+/** Block request latency (p99, issue to completion) of each device active in the rows. */
+export function deviceChart(rows: HostBucket[]): ChartSpec<HostBucket> {
+  const ops = new Map<string, number>();
+  for (const r of rows) for (const d of r.devices ?? []) ops.set(d.device, (ops.get(d.device) ?? 0) + d.ops);
+  const names = [...ops.entries()].sort((a, b) => b[1] - a[1]).slice(0, MAX_CHARTED_DEVICES).map(([n]) => n).sort();
+  return {
+    id: 'devices', title: 'Block I/O latency', unit: 'us', log: true, note: 'p99 per device',
+    series: names.map((n, i) => ({
+      label: n, color: DEVICE_COLORS[i % DEVICE_COLORS.length], width: 1.5,
+      value: (r: HostBucket) => r.devices?.find((d) => d.device === n)?.latP99Us ?? null,
+    })),
+  };
+}
