@@ -10,7 +10,7 @@
 import { EventEmitter } from 'events';
 import * as fs from 'fs';
 import { AgentOptions, AgentOptionsInput, resolveOptions, ringCapacity } from './config';
-import { discover, discoverExec, DiscoveredProcess, DiscoveredService, NOT_A_WORKER, Selection, serviceName } from './discovery';
+import { discover, discoverExec, DiscoveredProcess, DiscoveredService, isPythonProcess, NOT_A_WORKER, Selection, serviceName } from './discovery';
 import { buildBundle, TimelineSource } from './bundle';
 import { Cooldown, marker, restartStorm, serviceMarkers, workerMarkers } from './detectors';
 import { log as defaultLog, Logger } from './log';
@@ -412,12 +412,14 @@ class AgentImpl extends EventEmitter implements Agent {
       if (forked) this.untrack(p.pid);
       return undefined;
     }
-    const isMaster = role === 'master';
+    // A standalone server follows forks too: its first child must be tracked from its fork
+    // (a pre-fork pool found before it forked), not from whenever the agent reads the record.
+    const follows = role === 'master' || role === 'standalone';
     // Tracking from /proc starts now: whatever the kernel maps hold for this pid belongs to
     // an earlier holder of the pid. A forked child's entries are its own (tracked from fork).
     if (!forked) this.clearProcessMaps(p.pid);
     try {
-      this.tracer!.track(p.pid, p.startTicks * (1e9 / CLK_TCK), isMaster ? TRACK_FOLLOW_FORKS : 0);
+      this.tracer!.track(p.pid, p.startTicks * (1e9 / CLK_TCK), follows ? TRACK_FOLLOW_FORKS : 0);
     } catch (e) {
       this.countError('track', e);
       return undefined;
@@ -598,13 +600,7 @@ class AgentImpl extends EventEmitter implements Agent {
     if (!s) return;
     const startTicks = Math.floor(r.childStartNs / (1e9 / CLK_TCK));
     if (parent.identity.role === 'standalone') {
-      // It turned out to be a pre-fork server: from now on the kernel tracks its children from their fork.
-      parent.identity.role = 'master';
-      try {
-        this.tracer!.track(parent.identity.pid, parent.identity.startTicks * (1e9 / CLK_TCK), TRACK_FOLLOW_FORKS);
-      } catch (e) {
-        this.countError('track', e);
-      }
+      parent.identity.role = 'master'; // it turned out to be a pre-fork server
       this.emit('topology');
     }
     const w = this.register({ pid: r.childPid, startTicks, ppid: r.parentPid, comm: r.childComm, cmdline: [], exe: '' }, s, 'worker', r.childComm, true);
@@ -629,7 +625,9 @@ class AgentImpl extends EventEmitter implements Agent {
     w.identity.comm = r.comm;
     const cmd = readCmdline(r.pid);
     if (cmd) w.identity.cmdline = cmd.join(' ').slice(0, 512);
-    if (w.identity.role === 'worker' && NOT_A_WORKER.test(w.identity.cmdline)) this.retire(w, true);
+    // A child that runs something else than Python (a shell, a helper tool) is not a worker.
+    const notPython = cmd !== null && !isPythonProcess(readExe(r.pid) ?? r.filename, cmd);
+    if (w.identity.role === 'worker' && (notPython || NOT_A_WORKER.test(w.identity.cmdline))) this.retire(w, true);
     else this.attachGc(r.pid);
   }
 

@@ -93,13 +93,14 @@ test('CPU contention: runq-p99-high and slow-wakeup naming the task that held th
   expect(agent.trackPid(tracked.pid!)).toBe(true);
   const p99 = await markerOf('runq-p99-high', (m) => m.pid === tracked.pid);
   expect(p99.numbers.p99Us).toBeGreaterThan(2_000);
-  const slow = await markerOf('slow-wakeup', (m) => m.pid === tracked.pid);
-  expect(slow.details.culprit).toBe('sh');
+  // The hogs hold CPU 1 nearly all the time (another task of the machine may be named too).
+  const slow = await markerOf('slow-wakeup', (m) => m.pid === tracked.pid && m.details.culprit === 'sh');
   expect(slow.numbers.waitMs).toBeGreaterThanOrEqual(2);
   expect(slow.message).toMatch(/held CPU 1/);
   const b = bucketsOf(tracked.pid!).filter((x) => x.runqCount > 0);
   expect(Math.max(...b.map((x) => x.runqP99Us))).toBeGreaterThan(2_000);
   expect(Math.max(...b.map((x) => x.involuntarySwitches))).toBeGreaterThan(0);
+  await waitFor(() => hostBuckets().some((h) => h.psiCpuSomeAvg10 > 0), 15_000, 'CPU pressure (PSI) in a host bucket');
   await stopAll();
 }, 60_000);
 
