@@ -142,7 +142,7 @@ test('npm run package: a .deb with the agent, the addon, production node_modules
     `${files.length} entries, ${modules.size} npm packages; built in ${(buildMs / 1000).toFixed(1)} s; Depends: ${f.Depends}`);
 }, 600_000);
 
-test('dpkg -i installs it for real: the command on PATH, /usr/lib/premortem, the unit enabled, the data directory', async () => {
+test('dpkg -i installs it for real: the command on PATH, /usr/lib/premortem, the unit enabled, the data directory; an upgrade keeps data and choices', async () => {
   const t0 = Date.now();
   await dpkg(['--install', deb]);
   const installMs = Date.now() - t0;
@@ -155,7 +155,20 @@ test('dpkg -i installs it for real: the command on PATH, /usr/lib/premortem, the
   const node = serviceValue(parseUnit(fs.readFileSync(UNIT, 'utf8')), 'ExecStart')!.split(/\s+/)[0];
   expect(node).toBe('/usr/bin/node');
   expect(Number(/^v(\d+)\./.exec(execFileSync(node, ['--version'], { encoding: 'utf8' }))![1])).toBeGreaterThanOrEqual(20);
-  console.log(`dpkg -i: ${installMs} ms`);
+
+  // An upgrade (the same .deb over itself) keeps the post-mortems and the admin's disable.
+  fs.writeFileSync(path.join(DATA_DIR, 'kept-across-upgrade'), 'x');
+  execFileSync('systemctl', ['disable', 'premortem.service'], { stdio: 'ignore' }); // what an admin does (works without a running systemd)
+  expect(exists(WANTS_LINK)).toBe(false);
+  const t1 = Date.now();
+  await dpkg(['--install', deb]);
+  const upgradeMs = Date.now() - t1;
+  expect(packageStatus('premortem')).toBe('install ok installed');
+  expect(exists(path.join(DATA_DIR, 'kept-across-upgrade'))).toBe(true);
+  expect(exists(WANTS_LINK)).toBe(false);
+  execFileSync('systemctl', ['enable', 'premortem.service'], { stdio: 'ignore' });
+  expect(fs.readlinkSync(WANTS_LINK)).toBe(UNIT);
+  console.log(`dpkg -i: ${installMs} ms; upgrade in place: ${upgradeMs} ms`);
 }, 240_000);
 
 test('the installed copy, with no compiler on PATH: doctor passes; run tracks a real gunicorn, answers the DaemonSet probe, writes a post-mortem', async () => {
