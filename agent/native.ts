@@ -10,18 +10,26 @@ export type { Tracer, TracerOptions, TracerStats, ProbeStatus, Layout, NativeErr
 
 let cached: typeof Addon | undefined;
 
-/** The project root, whether we run from agent/ (ts-jest) or dist/agent/. */
+/** Where the addon lives below the project root, in a checkout and in the installed package alike. */
+const ADDON_RELATIVE_PATH = path.join('build', 'Release', 'premortem.node');
+
+/**
+ * The project root, whether we run from agent/ (ts-jest), dist/agent/ of a
+ * checkout (package.json + CMakeLists.txt) or an installed package
+ * (/usr/lib/premortem: package.json + the prebuilt addon, no sources).
+ */
 export function projectRoot(): string {
   let dir = __dirname;
   for (let i = 0; i < 4; i++) {
-    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'CMakeLists.txt'))) return dir;
+    const hasPackageJson = fs.existsSync(path.join(dir, 'package.json'));
+    if (hasPackageJson && (fs.existsSync(path.join(dir, 'CMakeLists.txt')) || fs.existsSync(path.join(dir, ADDON_RELATIVE_PATH)))) return dir;
     dir = path.dirname(dir);
   }
   throw new Error(`cannot find the premortem project root above ${__dirname}`);
 }
 
 export function addonPath(): string {
-  return path.join(projectRoot(), 'build', 'Release', 'premortem.node');
+  return path.join(projectRoot(), ADDON_RELATIVE_PATH);
 }
 
 export function loadAddon(): typeof Addon {
