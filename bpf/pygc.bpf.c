@@ -18,10 +18,15 @@
 
 const volatile __u64 targ_gc_min_us = 10000;
 
+/* A collection whose generation is decided when it ends (PM_GC_GEN_FROM_ARG_OR_STATS). */
+#define GC_GEN_PENDING 0xfffffffeu
+
 struct gc_running {
 	__u64 start_ns;
-	__u32 generation;
-	__u32 pad;
+	__u32 generation; /* or GC_GEN_PENDING */
+	__u32 stats_stride;
+	__u64 stats_addr; /* &interp->gc.generation_stats[0].collections, when pending */
+	__u64 collections[PM_GC_GENERATIONS]; /* their values at entry, when pending */
 };
 
 struct {
@@ -67,6 +72,47 @@ static __always_inline void gc_begin(__u32 generation)
 	bpf_map_update_elem(&gc_running, &tid, &g, BPF_ANY);
 }
 
+/* Reads the three `collections` counters at `addr` (stride apart); false when unreadable. */
+static __always_inline bool gc_read_collections(__u64 addr, __u32 stride, __u64 out[PM_GC_GENERATIONS])
+{
+	for (int i = 0; i < PM_GC_GENERATIONS; i++)
+		if (bpf_probe_read_user(&out[i], sizeof(out[i]), (void *)(addr + i * stride)))
+			return false;
+	return true;
+}
+
+/* Begins a collection whose generation the collector itself chooses (see PM_GC_GEN_FROM_ARG_OR_STATS). */
+static __always_inline void gc_begin_pending(struct pt_regs *ctx, __u64 cookie)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!pm_tracked_lookup(id >> 32))
+		return;
+	__u32 tid = (__u32)id;
+	__u64 interp = 0;
+	void *tstate = (void *)PT_REGS_PARM1(ctx);
+	struct gc_running g = { .start_ns = 0, .generation = PM_GC_GEN_UNKNOWN };
+	if (!bpf_probe_read_user(&interp, sizeof(interp), tstate + ((cookie >> 16) & 0xff)) && interp) {
+		g.stats_stride = (cookie >> 24) & 0xff;
+		g.stats_addr = interp + (cookie >> 32);
+		if (gc_read_collections(g.stats_addr, g.stats_stride, g.collections))
+			g.generation = GC_GEN_PENDING;
+	}
+	g.start_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&gc_running, &tid, &g, BPF_ANY);
+}
+
+/* The generation whose counter moved; PM_GC_GEN_UNKNOWN when none did (no collection happened). */
+static __always_inline __u32 gc_resolve_pending(struct gc_running *gp)
+{
+	__u64 now[PM_GC_GENERATIONS];
+	if (!gc_read_collections(gp->stats_addr, gp->stats_stride, now))
+		return PM_GC_GEN_UNKNOWN;
+	for (int i = PM_GC_GENERATIONS - 1; i >= 0; i--)
+		if (now[i] != gp->collections[i])
+			return i;
+	return GC_GEN_PENDING;
+}
+
 static __always_inline void gc_account(struct pm_gc_stats *s, __u32 gen, __u64 dur, long collected)
 {
 	if (gen == PM_GC_GEN_UNKNOWN) {
@@ -102,7 +148,11 @@ static __always_inline void gc_end(long collected)
 	}
 	__u64 dur = bpf_ktime_get_ns() - gp->start_ns;
 	__u32 gen = gp->generation;
+	if (gen == GC_GEN_PENDING)
+		gen = gc_resolve_pending(gp);
 	bpf_map_delete_elem(&gc_running, &tid);
+	if (gen == GC_GEN_PENDING)
+		return; /* the collector returned early: nothing was collected, no pause to count */
 
 	struct pm_hist *h = pm_hist_get(gc_hist, tgid);
 	if (h)
@@ -143,28 +193,32 @@ int BPF_USDT(gc_done, long collected)
 	return 0;
 }
 
-/* The generation, as the attach cookie says (see PM_GC_GEN_FROM_* in pygc.h). */
-static __always_inline __u32 gc_generation_arg(struct pt_regs *ctx)
+/* The generation argument the attach cookie names; PM_GC_GEN_UNKNOWN when none. */
+static __always_inline __u32 gc_generation_arg(struct pt_regs *ctx, __u32 which)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u32 from = cookie & 0xff, which = (cookie >> 8) & 0xff;
-	if (from == PM_GC_GEN_FROM_CONST)
-		return which;
-	if (from != PM_GC_GEN_FROM_ARG)
-		return PM_GC_GEN_UNKNOWN;
-	switch (which) {
-	case 0: return (__u32)PT_REGS_PARM1(ctx);
-	case 1: return (__u32)PT_REGS_PARM2(ctx);
-	case 2: return (__u32)PT_REGS_PARM3(ctx);
-	case 3: return (__u32)PT_REGS_PARM4(ctx);
-	default: return PM_GC_GEN_UNKNOWN;
-	}
+	/* Every register is loaded first: a switch over PT_REGS_PARMn would let the
+	 * compiler compute a ctx offset, which the verifier refuses. */
+	__u32 args[4] = {
+		(__u32)PT_REGS_PARM1(ctx), (__u32)PT_REGS_PARM2(ctx),
+		(__u32)PT_REGS_PARM3(ctx), (__u32)PT_REGS_PARM4(ctx),
+	};
+	return which < 4 ? args[which] : PM_GC_GEN_UNKNOWN;
 }
 
 SEC("uprobe")
 int gc_entry(struct pt_regs *ctx)
 {
-	__u32 gen = gc_generation_arg(ctx);
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 from = cookie & 0xff, which = (cookie >> 8) & 0xff;
+	__u32 gen = PM_GC_GEN_UNKNOWN;
+	if (from == PM_GC_GEN_FROM_CONST)
+		gen = which;
+	else if (from == PM_GC_GEN_FROM_ARG || from == PM_GC_GEN_FROM_ARG_OR_STATS)
+		gen = gc_generation_arg(ctx, which);
+	if (gen >= PM_GC_GENERATIONS && from == PM_GC_GEN_FROM_ARG_OR_STATS) {
+		gc_begin_pending(ctx, cookie);
+		return 0;
+	}
 	gc_begin(gen < PM_GC_GENERATIONS ? gen : PM_GC_GEN_UNKNOWN);
 	return 0;
 }

@@ -18,6 +18,15 @@
 #define PM_GC_GEN_FROM_UNKNOWN 0
 #define PM_GC_GEN_FROM_ARG 1
 #define PM_GC_GEN_FROM_CONST 2
+/*
+ * The argument, unless it asks the collector to choose (3.13's GENERATION_AUTO,
+ * -1): then the generation is the one whose `collections` counter the collection
+ * increments, read at entry and return from tstate->interp->gc.generation_stats.
+ * Bits 16-23: offset of `interp` in PyThreadState (the first argument); bits 24-31:
+ * size of one gc_generation_stats; bits 32-63: offset of generation_stats[0] in
+ * PyInterpreterState (its first field is `collections`).
+ */
+#define PM_GC_GEN_FROM_ARG_OR_STATS 3
 
 /* A collection slower than targ_gc_min_us. */
 struct pm_gc_pause {

@@ -115,12 +115,23 @@ export function attachGcProbes(tracer: Tracer, path: string, pid: number): numbe
 }
 
 /** Where the uprobe on a collector's entry point finds the generation (PM_GC_GEN_FROM_* in bpf/pygc.h). */
-export type GcGenerationSource = { from: 'arg'; index: number } | { from: 'const'; generation: number } | { from: 'unknown' };
+export type GcGenerationSource =
+  | { from: 'arg'; index: number }
+  | { from: 'const'; generation: number }
+  /** The argument; when it is "auto" (-1), the generation_stats counter that moved (3.13). */
+  | { from: 'arg-or-stats'; index: number; tstateInterp: number; statsStride: number; statsOffset: number }
+  | { from: 'unknown' };
 
-/** The attach cookie gc_entry reads: bits 0-7 the source, bits 8-15 the argument index or the generation. */
+/** The attach cookie gc_entry reads (PM_GC_GEN_FROM_* in bpf/pygc.h). */
 export function gcEntryCookie(gen: GcGenerationSource): number {
   if (gen.from === 'arg') return 1 | (gen.index << 8);
   if (gen.from === 'const') return 2 | (gen.generation << 8);
+  if (gen.from === 'arg-or-stats') {
+    if (gen.tstateInterp > 0xff || gen.statsStride > 0xff || gen.statsOffset >= 2 ** 21)
+      throw new RangeError(`GC stats layout out of the cookie's range: ${JSON.stringify(gen)}`);
+    // Bits 32+ by multiplication: JS bit operators are 32-bit (exact below 2^53).
+    return ((3 | (gen.index << 8) | (gen.tstateInterp << 16) | (gen.statsStride << 24)) >>> 0) + gen.statsOffset * 2 ** 32;
+  }
   return 0;
 }
 

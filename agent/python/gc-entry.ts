@@ -14,7 +14,14 @@
  * | 3.8       | Modules/gcmodule.c | collect(int generation, ..., struct _gc_runtime_state*) | arg 0    |
  * | 3.9       | Modules/gcmodule.c | collect(PyThreadState*, int generation, ...)          | arg 1      |
  * | 3.10–3.12 | Modules/gcmodule.c | gc_collect_main(PyThreadState*, int generation, ...)  | arg 1      |
- * | 3.13      | Python/gc.c        | gc_collect_main(PyThreadState*, int generation, _PyGC_Reason) | arg 1 |
+ * | 3.13      | Python/gc.c        | gc_collect_main(PyThreadState*, int generation, _PyGC_Reason) | arg 1 or auto |
+ *
+ * 3.13's automatic collections pass GENERATION_AUTO (-1) and the collector
+ * chooses (gc_select_generation, inlined); it may also return at once when
+ * another thread collects. There the generation is the one whose
+ * interp->gc.generation_stats[g].collections the call increments (read by the
+ * BPF program at entry and return, at offsets from the file's _Py_DebugOffsets),
+ * and a call that increments none collected nothing and is not counted.
  *
  * These are static functions: they are found in .symtab only (a build
  * stripped to .dynsym has none, and no uprobe method). The callers
@@ -25,6 +32,7 @@
  * moved, so its generation is recorded as unknown. `.part.N` (partial
  * inlining) and `.cold` (a cold block, not an entry point) are never used.
  */
+import { DebugOffsets, GC_GENERATION_STATS_SIZE, generationStatsOffset } from './debug-offsets';
 import type { ElfSymbol } from './elf';
 import type { GcGenerationSource } from '../probes/pygc';
 
@@ -35,6 +43,8 @@ export interface GcEntryRule {
   file: string;
   /** 0-based index of `int generation` among its arguments. */
   generationArg: number;
+  /** The collector may be asked to choose the generation itself (3.13's GENERATION_AUTO). */
+  autoGeneration?: boolean;
 }
 
 const RULES: Record<number, GcEntryRule> = {
@@ -43,7 +53,7 @@ const RULES: Record<number, GcEntryRule> = {
   10: { name: 'gc_collect_main', file: 'gcmodule.c', generationArg: 1 },
   11: { name: 'gc_collect_main', file: 'gcmodule.c', generationArg: 1 },
   12: { name: 'gc_collect_main', file: 'gcmodule.c', generationArg: 1 },
-  13: { name: 'gc_collect_main', file: 'gc.c', generationArg: 1 },
+  13: { name: 'gc_collect_main', file: 'gc.c', generationArg: 1, autoGeneration: true },
 };
 
 export const GC_ENTRY_MIN_MINOR = 8;
@@ -69,9 +79,11 @@ export interface GcEntryChoice {
 /**
  * Chooses the collector entry points among `symbols` (those that passed
  * isGcEntryCandidate) for CPython major.minor; `hasSymtab` says whether the
- * file has a .symtab at all (a stripped build has only .dynsym).
+ * file has a .symtab at all (a stripped build has only .dynsym); `debug` are
+ * the file's _Py_DebugOffsets (3.13+), for the generation of auto collections.
  */
-export function chooseGcEntries(major: number, minor: number, symbols: ElfSymbol[], hasSymtab: boolean): GcEntryChoice {
+export function chooseGcEntries(major: number, minor: number, symbols: ElfSymbol[], hasSymtab: boolean,
+  debug: DebugOffsets | null = null): GcEntryChoice {
   const rule = gcEntryRule(major, minor);
   if (!rule)
     return { entries: [], reason: `no known GC entry point for Python ${major}.${minor} (uprobes cover 3.${GC_ENTRY_MIN_MINOR}–3.${GC_ENTRY_MAX_MINOR})` };
@@ -95,16 +107,21 @@ export function chooseGcEntries(major: number, minor: number, symbols: ElfSymbol
   }
   if (found.filter((s) => s.name === rule.name).length > 1)
     return { entries: [], reason: `${found.length} functions named ${rule.name}: cannot tell the collector` };
+  const viaStats = rule.autoGeneration && debug !== null;
+  const exactSource: GcGenerationSource = viaStats
+    ? { from: 'arg-or-stats', index: rule.generationArg, tstateInterp: debug.tstate.interp,
+      statsStride: GC_GENERATION_STATS_SIZE, statsOffset: generationStatsOffset(debug) }
+    : { from: 'arg', index: rule.generationArg };
   const entries = found.map((symbol) => ({
     symbol,
-    generation: symbol.name === rule.name
-      ? { from: 'arg', index: rule.generationArg } as const
-      : { from: 'unknown' } as const,
+    generation: symbol.name === rule.name ? exactSource : { from: 'unknown' } as const,
   }));
   const clones = entries.filter((e) => e.generation.from === 'unknown').map((e) => e.symbol.name);
-  const exact = entries.some((e) => e.generation.from === 'arg');
+  const exact = entries.some((e) => e.generation.from !== 'unknown');
+  const how = `generation from argument ${rule.generationArg + 1}` + (viaStats ? ' (automatic ones: from interp->gc.generation_stats)'
+    : rule.autoGeneration ? ' (automatic ones: unknown, no _Py_DebugOffsets)' : '');
   const reason = [
-    exact ? `${rule.name}() of ${rule.file}, generation from argument ${rule.generationArg + 1}` : '',
+    exact ? `${rule.name}() of ${rule.file}, ${how}` : '',
     clones.length ? `compiler clone${clones.length > 1 ? 's' : ''} ${clones.join(', ')} (generation unknown: a clone's arguments may have moved)` : '',
   ].filter(Boolean).join('; ');
   return { entries, reason };

@@ -87,7 +87,7 @@ export function createPythonGc(opts: PythonGcOptions): PythonGc {
   function tryUprobe(p: PythonProcess): { links: number[]; reason: string } | { error: string } {
     const b = p.binary;
     if (!b.version) return { error: 'its CPython version is unknown, so no collector function' };
-    const choice = chooseGcEntries(b.version.major, b.version.minor, b.gcSymbols, b.hasSymtab);
+    const choice = chooseGcEntries(b.version.major, b.version.minor, b.gcSymbols, b.hasSymtab, b.debugOffsets);
     if (!choice.entries.length) return { error: choice.reason };
     const entries = choice.entries.map((e) => ({
       fileOffset: b.gcSymbols.find((s) => s.value === e.symbol.value)!.fileOffset,

@@ -9,6 +9,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { DebugOffsets, DEBUG_OFFSETS_SIZE_3_13, parseDebugOffsets } from './debug-offsets';
 import { ElfError, ElfSymbol, withElf } from './elf';
 import { isGcEntryCandidate } from './gc-entry';
 import { fileKey, Mapping, openPathOf, readMaps } from './maps';
@@ -42,6 +43,10 @@ export interface PythonBinary {
   version: PyVersion | null;
   /** Linked address of _PyRuntime (null: not a CPython runtime). */
   runtimeAddress: number | null;
+  /** Linked address of PyCode_Type (frames are checked against it), null when absent. */
+  codeTypeAddress: number | null;
+  /** 3.13+: the _Py_DebugOffsets the file's _PyRuntime starts with. */
+  debugOffsets: DebugOffsets | null;
   hasSymtab: boolean;
   /** python:gc__start and gc__done USDT probes are present. */
   gcUsdt: boolean;
@@ -88,9 +93,11 @@ const DELETED = ' (deleted)';
 /** Reads what premortem needs from an interpreter file (throws ElfError). */
 export function inspectBinary(openPath: string, mappedPath: string, key: string, kind: PythonBinary['kind']): PythonBinary {
   return withElf(openPath, (elf) => {
-    const wanted = (n: string) => n === '_PyRuntime' || n === 'Py_Version' || isGcEntryCandidate(n);
+    const wanted = (n: string) => n === '_PyRuntime' || n === 'Py_Version' || n === 'PyCode_Type' || isGcEntryCandidate(n);
     const syms = elf.symbols(wanted);
     const runtime = syms.find((s) => s.name === '_PyRuntime' && s.kind === 'object');
+    const codeType = syms.find((s) => s.name === 'PyCode_Type' && s.kind === 'object');
+    const debugRaw = runtime ? elf.readVaddr(runtime.value, DEBUG_OFFSETS_SIZE_3_13) : null;
     const pyVersion = syms.find((s) => s.name === 'Py_Version' && s.kind === 'object');
     let version: PyVersion | null = null;
     const raw = pyVersion ? elf.readVaddr(pyVersion.value, 4) : null;
@@ -110,6 +117,8 @@ export function inspectBinary(openPath: string, mappedPath: string, key: string,
     return {
       key, path: mappedPath.replace(DELETED, ''), kind, version,
       runtimeAddress: runtime ? runtime.value : null,
+      codeTypeAddress: codeType ? codeType.value : null,
+      debugOffsets: debugRaw ? parseDebugOffsets(debugRaw) : null,
       hasSymtab: elf.sections.some((s) => s.type === 2),
       gcUsdt: hasGcProbes(notes),
       usdtProbes: pythonProbeNames(notes),
