@@ -17,7 +17,7 @@ import type { Logger } from '../log';
 import type { Feature } from '../proto';
 import { attachGcProbes, attachGcUprobes } from '../probes/pygc';
 import { chooseGcEntries } from './gc-entry';
-import { createInterpreterCache, InterpreterCache, PythonBinary, PythonProcess } from './interpreter';
+import { createInterpreterCache, InterpreterCache, PythonProcess, versionString } from './interpreter';
 
 export const PYTHON_GC_LIMITS = {
   /** Interpreter binaries with a GC method decided (and probes attached): interpreters are few; never per pid. */
@@ -58,11 +58,6 @@ export interface PythonGcOptions {
   limits?: Partial<typeof PYTHON_GC_LIMITS>;
   /** Shared with the stack sampler when both run. */
   interpreters?: InterpreterCache;
-}
-
-export function versionString(b: PythonBinary): string {
-  const v = b.version;
-  return v ? `${v.major}.${v.minor}${v.micro !== null ? `.${v.micro}` : ''}` : '';
 }
 
 export function createPythonGc(opts: PythonGcOptions): PythonGc {

@@ -128,6 +128,12 @@ export function inspectBinary(openPath: string, mappedPath: string, key: string,
   });
 }
 
+/** "3.11.7", "3.9" (from the file name), "" when unknown. */
+export function versionString(b: PythonBinary): string {
+  const v = b.version;
+  return v ? `${v.major}.${v.minor}${v.micro !== null ? `.${v.micro}` : ''}` : '';
+}
+
 /** major.minor from a file name such as libpython3.11.so.1.0 or python3.9. */
 export function versionFromName(p: string): PyVersion | null {
   const m = /(?:libpython|python)(\d)\.(\d+)/.exec(path.basename(p));
