@@ -43,11 +43,15 @@ export function taskName(pid: number, tid: number): string {
   }
 }
 
-/** start_time of a process (clock ticks since boot): with the pid, the process's identity. */
+/**
+ * start_time of a live process (clock ticks since boot): with the pid, the
+ * process's identity. null when it is gone, or dead and not yet reaped (a zombie has no memory).
+ */
 export function startTicks(pid: number): number | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] === 'Z' || fields[0] === 'X' ? null : Number(fields[19]);
   } catch {
     return null;
   }
