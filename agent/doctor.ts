@@ -5,6 +5,7 @@
  */
 import * as fs from 'fs';
 import { loadAddon } from './native';
+import { scanPythonInterpreters } from './python/scan';
 
 export type CheckStatus = 'ok' | 'missing' | 'warn' | 'info';
 
@@ -131,25 +132,18 @@ function checkFilesystems(checks: Check[]): void {
     fix: psi ? undefined : 'boot with psi=1 (host pressure context will be missing)' });
 }
 
-async function checkPython(checks: Check[]): Promise<void> {
-  let scan: undefined | (() => Promise<Array<{ path: string; hasProbes?: boolean; hasGcProbes?: boolean; reason?: string }>>);
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    scan = require('./python-usdt').scanPythonInterpreters;
-  } catch {
-    scan = undefined;
-  }
-  if (!scan) {
-    checks.push({ area: 'python', item: 'interpreters', status: 'warn', detail: 'USDT scanner not available in this build' });
-    return;
-  }
-  const found = await scan();
+/** One line per interpreter: how its GC pauses are measured (usdt, uprobe, none and why) and whether its stacks can be read. */
+function checkPython(checks: Check[]): void {
+  const found = scanPythonInterpreters();
   if (!found.length) checks.push({ area: 'python', item: 'interpreters', status: 'info', detail: 'no python interpreter found' });
   for (const py of found) {
-    const ok = py.hasGcProbes ?? py.hasProbes ?? false;
-    checks.push({ area: 'python', item: py.path, status: ok ? 'ok' : 'warn',
-      detail: ok ? 'has USDT python:gc__start/gc__done: GC pauses are measured' : py.reason || 'no python:gc__* USDT probes: GC pauses are not measured',
-      fix: ok ? undefined : 'use a python built with --with-dtrace (Debian\'s /usr/bin/python3.x is)' });
+    const ok = py.gcMethod !== 'none';
+    const version = py.version ? `Python ${py.version}` : 'unknown version';
+    checks.push({
+      area: 'python', item: py.path, status: ok && py.stacks ? 'ok' : 'warn',
+      detail: `${version}; GC pauses: ${py.gcMethod} (${py.gcReason}); stacks: ${py.stacks ? 'readable' : `no (${py.stacksReason})`}`,
+      fix: ok ? undefined : 'GC pauses of its processes are not measured: use a build with --with-dtrace or one that keeps its symbol table (not stripped)',
+    });
   }
 }
 
@@ -163,7 +157,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
   const basics = checkKernel(checks);
   const probes = checkProbes(checks, opts.disablePrograms ?? []);
   checkFilesystems(checks);
-  await checkPython(checks);
+  checkPython(checks);
   return { checks, canRun: basics && probes };
 }
 
