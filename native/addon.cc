@@ -19,6 +19,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::GetProbeNames>("probeNames", napi_enumerable),
                              InstanceMethod<&Addon::BootTimeNs>("bootTimeNs", napi_enumerable),
                              InstanceMethod<&Addon::ReadMemory>("readProcessMemory", napi_enumerable),
+                             InstanceMethod<&Addon::WalkFrames>("walkFrameChain", napi_enumerable),
                          });
   }
 
@@ -37,6 +38,7 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::Number::New(info.Env(), double(ts.tv_sec) * 1e9 + double(ts.tv_nsec));
   }
   Napi::Value ReadMemory(const Napi::CallbackInfo& info) { return ReadProcessMemory(info); }
+  Napi::Value WalkFrames(const Napi::CallbackInfo& info) { return WalkFrameChain(info); }
   Napi::FunctionReference tracer_;
 };
 

@@ -142,3 +142,16 @@ export function bootTimeNs(): number;
  * `PREMORTEM_ERR_PROCESS_MEMORY` (other errno), `PREMORTEM_ERR_ARG`.
  */
 export function readProcessMemory(pid: number, ranges: Float64Array, out: Uint8Array): number;
+
+/**
+ * Follows a chain of interpreter frames in process `pid` from `first`, one
+ * process_vm_readv per frame, or none for frames inside the region
+ * [regionStart, regionStart + regionBytes) (at most 256 KiB), which is read
+ * once. `layout` = [frameBytes, previousOffset, codeOffset, instrOffset,
+ * instrIsPointer (0/1), ownerOffset (-1: none), skipOwner (-1: none)]. Writes
+ * [code, instr] pairs into `out` (innermost first; at most out.length / 2
+ * frames, and at most 4096). `truncated`: more frames than that, or a frame
+ * that could not be read. `reads`: system calls made. Throws like readProcessMemory.
+ */
+export function walkFrameChain(pid: number, first: number, layout: Float64Array, out: Float64Array,
+  regionStart?: number, regionBytes?: number): { count: number; truncated: boolean; reads: number };

@@ -33,17 +33,19 @@ export interface CodeHeader {
   firstLine: number;
 }
 
-export function parseCodeHeader(buf: Buffer, L: StackLayout): CodeHeader {
+/** The header of the code object at `at` in `buf`. */
+export function parseCodeHeader(buf: Buffer, L: StackLayout, at = 0): CodeHeader {
   return {
-    obType: ptr(buf, L.code.obType),
-    filename: ptr(buf, L.code.filename),
-    name: ptr(buf, L.code.name),
-    linetable: ptr(buf, L.code.linetable),
-    firstLine: buf.readInt32LE(L.code.firstlineno),
+    obType: ptr(buf, at + L.code.obType),
+    filename: ptr(buf, at + L.code.filename),
+    name: ptr(buf, at + L.code.name),
+    linetable: ptr(buf, at + L.code.linetable),
+    firstLine: buf.readInt32LE(at + L.code.firstlineno),
   };
 }
 
-export const ptr = (b: Buffer, o: number) => Number(b.readBigUInt64LE(o));
+/** A 64-bit pointer as a number (exact below 2^53; user addresses are below 2^47), without a BigInt. */
+export const ptr = (b: Buffer, o: number) => b.readUInt32LE(o) + b.readUInt32LE(o + 4) * 4294967296;
 
 interface Entry extends CodeInfo {
   header: CodeHeader;
@@ -60,14 +62,29 @@ export interface CodeCache {
 
 export function createCodeCache(limits: Partial<typeof CODE_CACHE_LIMITS> = {}): CodeCache {
   const lim = { ...CODE_CACHE_LIMITS, ...limits };
-  const entries = new Map<string, Entry>();
+  const byPid = new Map<number, Map<number, Entry>>(); // pid -> code address -> entry
+  let size = 0;
   let hits = 0;
   let misses = 0;
 
   const same = (a: CodeHeader, b: CodeHeader) =>
     a.filename === b.filename && a.name === b.name && a.linetable === b.linetable && a.firstLine === b.firstLine;
 
-  function readNew(reader: RemoteReader, L: StackLayout, todo: Array<{ key: string; header: CodeHeader }>): void {
+  function store(pid: number, addr: number, e: Entry): void {
+    if (size >= lim.maxCodeObjects) {
+      // The oldest entry of the process seen first: bounded, and cheap.
+      const [oldPid, oldest] = byPid.entries().next().value as [number, Map<number, Entry>];
+      oldest.delete(oldest.keys().next().value as number);
+      size--;
+      if (!oldest.size) byPid.delete(oldPid);
+    }
+    let m = byPid.get(pid);
+    if (!m) byPid.set(pid, (m = new Map()));
+    if (!m.has(addr)) size++;
+    m.set(addr, e);
+  }
+
+  function readNew(pid: number, reader: RemoteReader, L: StackLayout, todo: Array<{ addr: number; header: CodeHeader }>): void {
     // Pass 1: the string and bytes headers.
     const heads = reader.readMany(todo.flatMap(({ header: h }) => [
       [h.filename, L.unicode.compactSize], [h.name, L.unicode.compactSize], [h.linetable, L.bytes.data],
@@ -79,24 +96,22 @@ export function createCodeCache(limits: Partial<typeof CODE_CACHE_LIMITS> = {}):
       table: bytesPlan(heads[3 * i + 2], todo[i].header.linetable, L, lim.maxLinetableBytes),
     }));
     const datas = reader.readMany(plans.flatMap((p) => [p.file.range, p.name.range, p.table.range]));
-    todo.forEach(({ key, header }, i) => {
+    todo.forEach(({ addr, header }, i) => {
       const p = plans[i];
       const table = datas[3 * i + 2];
-      const e: Entry = {
+      store(pid, addr, {
         header,
         file: p.file.decode(datas[3 * i]),
         function: p.name.decode(datas[3 * i + 1]),
         firstLine: header.firstLine,
         linetable: table ? Buffer.from(table) : Buffer.alloc(0), // a copy: the reader's buffer is reused
-      };
-      if (entries.size >= lim.maxCodeObjects) entries.delete(entries.keys().next().value as string);
-      entries.set(key, e);
+      });
     });
   }
 
   return {
     get size() {
-      return entries.size;
+      return size;
     },
     get hits() {
       return hits;
@@ -105,24 +120,23 @@ export function createCodeCache(limits: Partial<typeof CODE_CACHE_LIMITS> = {}):
       return misses;
     },
     resolve(pid, reader, L, codes) {
-      const todo: Array<{ key: string; header: CodeHeader }> = [];
-      const keys = codes.map(({ addr, header }) => {
-        const key = `${pid}:${addr}`;
-        const e = entries.get(key);
-        if (e && same(e.header, header)) {
-          hits++;
-        } else if (!todo.some((t) => t.key === key)) {
+      const known = byPid.get(pid);
+      const todo: Array<{ addr: number; header: CodeHeader }> = [];
+      for (const { addr, header } of codes) {
+        const e = known?.get(addr);
+        if (e && same(e.header, header)) hits++;
+        else if (!todo.some((t) => t.addr === addr)) {
           misses++;
-          todo.push({ key, header });
+          todo.push({ addr, header });
         }
-        return key;
-      });
-      if (todo.length) readNew(reader, L, todo);
-      return keys.map((k) => entries.get(k) ?? null);
+      }
+      if (todo.length) readNew(pid, reader, L, todo);
+      const m = byPid.get(pid);
+      return codes.map(({ addr }) => m?.get(addr) ?? null);
     },
     forget(pid) {
-      const prefix = `${pid}:`;
-      for (const k of entries.keys()) if (k.startsWith(prefix)) entries.delete(k);
+      size -= byPid.get(pid)?.size ?? 0;
+      byPid.delete(pid);
     },
   };
 }

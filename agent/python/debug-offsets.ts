@@ -18,7 +18,7 @@ export interface DebugOffsets {
   freeThreaded: boolean;
   runtime: { interpretersHead: number };
   interp: { next: number; threadsHead: number; gc: number; gilHolder: number; gilLocked: number };
-  tstate: { next: number; interp: number; currentFrame: number; threadId: number; nativeThreadId: number };
+  tstate: { next: number; interp: number; currentFrame: number; threadId: number; nativeThreadId: number; datastackChunk: number };
   frame: { size: number; previous: number; executable: number; instrPtr: number; owner: number };
   code: { size: number; filename: number; name: number; qualname: number; linetable: number; firstlineno: number; codeAdaptive: number };
   pyobject: { obType: number };
@@ -37,7 +37,7 @@ export function parseDebugOffsets(buf: Buffer): DebugOffsets | null {
     freeThreaded: u(16) !== 0,
     runtime: { interpretersHead: u(40) },
     interp: { next: u(64), threadsHead: u(72), gc: u(80), gilHolder: u(144), gilLocked: u(136) },
-    tstate: { next: u(168), interp: u(176), currentFrame: u(184), threadId: u(192), nativeThreadId: u(200) },
+    tstate: { next: u(168), interp: u(176), currentFrame: u(184), threadId: u(192), nativeThreadId: u(200), datastackChunk: u(208) },
     frame: { size: u(224), previous: u(232), executable: u(240), instrPtr: u(248), owner: u(264) },
     code: { size: u(272), filename: u(280), name: u(288), qualname: u(296), linetable: u(304), firstlineno: u(312), codeAdaptive: u(344) },
     pyobject: { obType: u(360) },

@@ -59,6 +59,12 @@ export interface StackLayout {
     /** The innermost frame: a field of the thread state, or of its _PyCFrame (cframe !== null). */
     frame: number;
     cframe: number | null;
+    /**
+     * 3.11+: datastack_chunk, the chunk of contiguous memory the thread's
+     * frames are pushed on; datastack_top (the end of its used part) follows it.
+     * Reading the used part once serves every frame in it.
+     */
+    datastackChunk: number | null;
   };
   frame: {
     readSize: number;
@@ -96,7 +102,7 @@ const LAYOUTS: Record<string, StackLayout> = {
     version: '3.9', source: 'CPython 3.9 headers; DWARF of 3.9.18',
     runtime: { interpretersHead: 32, gilTstateCurrent: 568 },
     interp: { next: 0, threadsHead: 8, gilPointer: null, gilHolder: null, gilLocked: null },
-    tstate: { readSize: 184, next: 8, threadId: 176, nativeThreadId: null, frame: 24, cframe: null },
+    tstate: { readSize: 184, next: 8, threadId: 176, nativeThreadId: null, frame: 24, cframe: null, datastackChunk: null },
     frame: { readSize: 112, previous: 24, code: 32, instr: 104, instrKind: 'lasti-bytes', owner: null, ownerCstack: null },
     code: { readSize: 128, obType: 8, filename: 104, name: 112, qualname: null, firstlineno: 40, linetable: 120, linetableFormat: 'lnotab', codeAdaptive: null },
     unicode: UNICODE_WITH_WSTR, bytes: BYTES,
@@ -105,7 +111,7 @@ const LAYOUTS: Record<string, StackLayout> = {
     version: '3.10', source: 'CPython 3.10 headers; DWARF of 3.10.13',
     runtime: { interpretersHead: 32, gilTstateCurrent: 568 },
     interp: { next: 0, threadsHead: 8, gilPointer: null, gilHolder: null, gilLocked: null },
-    tstate: { readSize: 184, next: 8, threadId: 176, nativeThreadId: null, frame: 24, cframe: null },
+    tstate: { readSize: 184, next: 8, threadId: 176, nativeThreadId: null, frame: 24, cframe: null, datastackChunk: null },
     frame: { readSize: 104, previous: 24, code: 32, instr: 96, instrKind: 'lasti-units', owner: null, ownerCstack: null },
     code: { readSize: 128, obType: 8, filename: 104, name: 112, qualname: null, firstlineno: 40, linetable: 120, linetableFormat: 'pep626', codeAdaptive: null },
     unicode: UNICODE_WITH_WSTR, bytes: BYTES,
@@ -114,7 +120,7 @@ const LAYOUTS: Record<string, StackLayout> = {
     version: '3.11', source: 'CPython 3.11 headers; DWARF of 3.11.7',
     runtime: { interpretersHead: 40, gilTstateCurrent: 576 },
     interp: { next: 0, threadsHead: 16, gilPointer: null, gilHolder: null, gilLocked: null },
-    tstate: { readSize: 168, next: 8, threadId: 152, nativeThreadId: 160, frame: 8, cframe: 56 },
+    tstate: { readSize: 312, next: 8, threadId: 152, nativeThreadId: 160, frame: 8, cframe: 56, datastackChunk: 296 },
     frame: { readSize: 72, previous: 48, code: 32, instr: 56, instrKind: 'pointer', owner: 69, ownerCstack: null },
     code: { readSize: 144, obType: 8, filename: 112, name: 120, qualname: 128, firstlineno: 72, linetable: 136, linetableFormat: 'locations', codeAdaptive: 184 },
     unicode: UNICODE_WITH_WSTR, bytes: BYTES,
@@ -123,7 +129,7 @@ const LAYOUTS: Record<string, StackLayout> = {
     version: '3.12', source: 'CPython 3.12 headers; DWARF of 3.12.1',
     runtime: { interpretersHead: 40, gilTstateCurrent: null },
     interp: { next: 0, threadsHead: 72, gilPointer: 384, gilHolder: 8, gilLocked: 16 },
-    tstate: { readSize: 152, next: 8, threadId: 136, nativeThreadId: 144, frame: 0, cframe: 56 },
+    tstate: { readSize: 248, next: 8, threadId: 136, nativeThreadId: 144, frame: 0, cframe: 56, datastackChunk: 232 },
     frame: { readSize: 72, previous: 8, code: 0, instr: 56, instrKind: 'pointer', owner: 70, ownerCstack: 3 },
     code: { readSize: 144, obType: 8, filename: 112, name: 120, qualname: 128, firstlineno: 68, linetable: 136, linetableFormat: 'locations', codeAdaptive: 192 },
     unicode: UNICODE_NO_WSTR, bytes: BYTES,
@@ -142,8 +148,9 @@ export function layoutFromDebugOffsets(d: DebugOffsets): StackLayout {
     runtime: { interpretersHead: d.runtime.interpretersHead, gilTstateCurrent: null },
     interp: { next: d.interp.next, threadsHead: d.interp.threadsHead, gilPointer: null, gilHolder: d.interp.gilHolder, gilLocked: d.interp.gilLocked },
     tstate: {
-      readSize: Math.max(t.next, t.threadId, t.nativeThreadId, t.currentFrame) + 8,
+      readSize: Math.max(t.next, t.threadId, t.nativeThreadId, t.currentFrame, t.datastackChunk + 8) + 8,
       next: t.next, threadId: t.threadId, nativeThreadId: t.nativeThreadId, frame: t.currentFrame, cframe: null,
+      datastackChunk: t.datastackChunk,
     },
     frame: {
       readSize: Math.max(f.previous + 8, f.executable + 8, f.instrPtr + 8, f.owner + 1),

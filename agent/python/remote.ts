@@ -27,6 +27,13 @@ export interface RemoteReader {
   read(addr: number, len: number): Buffer | null;
   /** Many ranges, in as few calls as the kernel allows; one result per range. */
   readMany(ranges: ReadonlyArray<readonly [number, number]>): Array<Buffer | null>;
+  /** The same without a buffer per range: `each(i, buf, offset)` for every range read (hot paths). */
+  readEach(ranges: ReadonlyArray<readonly [number, number]>, each: (i: number, buf: Buffer, offset: number) => void): void;
+  /**
+   * Follows a frame chain natively (walkFrameChain in the addon): [code, instr]
+   * pairs in `out`, innermost first. Absent on readers without the addon.
+   */
+  walkChain?(first: number, layout: Float64Array, out: Float64Array, region?: readonly [number, number] | null): { count: number; truncated: boolean };
 }
 
 /** x86-64 user addresses are below 2^47. */
@@ -35,30 +42,32 @@ const USER_MAX = 2 ** 47;
 type ReadFn = (pid: number, ranges: Float64Array, out: Uint8Array) => number;
 
 export function createRemoteReader(pid: number, readFn?: ReadFn): RemoteReader {
-  const read: ReadFn = readFn ?? loadAddon().readProcessMemory;
+  const addon = readFn ? null : loadAddon();
+  const read: ReadFn = readFn ?? addon!.readProcessMemory;
   let scratch = Buffer.alloc(64 << 10);
   let iov = new Float64Array(2 * 64);
   let calls = 0;
 
-  function readMany(ranges: ReadonlyArray<readonly [number, number]>): Array<Buffer | null> {
-    const out: Array<Buffer | null> = new Array(ranges.length).fill(null);
+  /** Reads `ranges` into the scratch buffer; calls `each` for every range read. */
+  function readEach(ranges: ReadonlyArray<readonly [number, number]>, each: (i: number, buf: Buffer, offset: number) => void): void {
     // A pointer read from a racing process may be anything: such a range is unreadable, not an error.
     const todo: number[] = [];
     let total = 0;
-    ranges.forEach(([a, len], i) => {
-      if (!Number.isSafeInteger(a) || a < 4096 || a >= USER_MAX || !Number.isSafeInteger(len) || len <= 0) return;
+    for (let i = 0; i < ranges.length; i++) {
+      const [a, len] = ranges[i];
+      if (!Number.isSafeInteger(a) || a < 4096 || a >= USER_MAX || !Number.isSafeInteger(len) || len <= 0) continue;
       todo.push(i);
       total += len;
-    });
+    }
     if (total > REMOTE_LIMITS.maxBatchBytes || todo.length > REMOTE_LIMITS.maxRanges)
       throw new RangeError(`a remote read of ${todo.length} ranges and ${total} bytes is over the bounds`);
     if (scratch.length < total) scratch = Buffer.alloc(Math.max(total, scratch.length * 2));
     if (iov.length < todo.length * 2) iov = new Float64Array(todo.length * 2);
-    const offsets: number[] = [];
+    const offsets: number[] = new Array(todo.length);
     let o = 0;
-    for (const i of todo) {
-      offsets.push(o);
-      o += ranges[i][1];
+    for (let k = 0; k < todo.length; k++) {
+      offsets[k] = o;
+      o += ranges[todo[k]][1];
     }
     // The kernel stops at the first range it cannot read: go on after it.
     let first = 0;
@@ -73,11 +82,18 @@ export function createRemoteReader(pid: number, readFn?: ReadFn): RemoteReader {
       let done = 0;
       let k = first;
       for (; k < todo.length && done + ranges[todo[k]][1] <= got; k++) {
-        out[todo[k]] = scratch.subarray(offsets[k], offsets[k] + ranges[todo[k]][1]);
+        each(todo[k], scratch, offsets[k]);
         done += ranges[todo[k]][1];
       }
       first = k + 1; // range k failed (or all are done)
     }
+  }
+
+  function readMany(ranges: ReadonlyArray<readonly [number, number]>): Array<Buffer | null> {
+    const out: Array<Buffer | null> = new Array(ranges.length).fill(null);
+    readEach(ranges, (i, buf, offset) => {
+      out[i] = buf.subarray(offset, offset + ranges[i][1]);
+    });
     return out;
   }
 
@@ -88,5 +104,13 @@ export function createRemoteReader(pid: number, readFn?: ReadFn): RemoteReader {
     },
     read: (addr, len) => readMany([[addr, len]])[0],
     readMany,
+    readEach,
+    ...(addon ? {
+      walkChain(first: number, layout: Float64Array, out: Float64Array, region?: readonly [number, number] | null) {
+        const r = region ? addon.walkFrameChain(pid, first, layout, out, region[0], region[1]) : addon.walkFrameChain(pid, first, layout, out);
+        calls += r.reads;
+        return r;
+      },
+    } : {}),
   };
 }

@@ -13,13 +13,13 @@
  * run keeps its frames; code objects are resolved once (code-cache.ts). Every
  * list is bounded (STACK_LIMITS).
  */
-import { createCodeCache, parseCodeHeader, CODE_CACHE_LIMITS, CodeCache } from './code-cache';
+import { createCodeCache, parseCodeHeader, CODE_CACHE_LIMITS, CodeCache, CodeHeader } from './code-cache';
 import { createInterpreterCache, InterpreterCache, versionString } from './interpreter';
 import { lineOf } from './linetable';
 import { stackLayout, StackLayout, STACK_VERSIONS } from './offsets';
 import { createRemoteReader, RemoteReader } from './remote';
 import type { PyFrame, PyStackSample, PyThread } from './stack-types';
-import { readTasks, startTicks, taskName, TaskInfo } from './tasks';
+import { FdBudget, ProcessWatch, startTicks, taskName, TaskInfo, watchProcess } from './tasks';
 import { findPthreadTidOffset, RawFrame, RawThread, readThreads, walkFrames, WALK_LIMITS } from './walker';
 
 export const STACK_LIMITS = {
@@ -27,6 +27,8 @@ export const STACK_LIMITS = {
   ...CODE_CACHE_LIMITS,
   /** Processes whose context (runtime address, layout, last sample) is kept. */
   maxProcesses: 1024,
+  /** /proc files kept open to re-read threads' CPU time cheaply (one per process plus one per thread). */
+  maxOpenFiles: 1024,
 };
 
 export interface StackSamplerStats {
@@ -48,6 +50,8 @@ export interface StackSampler {
   /** Forgets a process (when it exits). */
   forget(pid: number): void;
   stats(): StackSamplerStats;
+  /** Closes the files it keeps open and forgets every process. */
+  close(): void;
 }
 
 export interface StackSamplerOptions {
@@ -58,6 +62,7 @@ export interface StackSamplerOptions {
 }
 
 interface ThreadMemo {
+  name: string;
   cpuNs: number;
   frame: number;
   frames: PyFrame[];
@@ -71,6 +76,7 @@ interface Context {
   runtime: number;
   codeType: number | null;
   reader: RemoteReader;
+  watch: ProcessWatch;
   /** 3.9/3.10: offset of the tid in struct pthread; undefined until found. */
   pthreadTid?: number | null;
   tasks?: Map<number, number>;
@@ -86,14 +92,13 @@ export function createStackSampler(opts: StackSamplerOptions = {}): StackSampler
   const interpreters = opts.interpreters ?? createInterpreterCache();
   const codes: CodeCache = createCodeCache(lim);
   const contexts = new Map<number, Context>();
+  const fdBudget: FdBudget = { max: lim.maxOpenFiles, open: 0 };
   const st = { samples: 0, unchanged: 0, threadsKept: 0, threadsWalked: 0, errors: 0, readsOfForgotten: 0 };
 
+  /** A new context for `pid` (the caller has found none that is still valid). */
   function contextOf(pid: number): Context | Failure {
     const ticks = startTicks(pid);
     if (ticks === null) return { code: 'PREMORTEM_ERR_PROCESS_GONE', message: `process ${pid} is gone` };
-    const known = contexts.get(pid);
-    if (known && known.startTicks === ticks) return known;
-    if (known) forget(pid); // the pid was reused
     const r = interpreters.resolve(pid);
     if (!r.ok) return { code: r.code, message: r.reason };
     const b = r.process.binary;
@@ -105,7 +110,7 @@ export function createStackSampler(opts: StackSamplerOptions = {}): StackSampler
       startTicks: ticks, layout, version: versionString(b),
       runtime: r.process.loadBias + b.runtimeAddress,
       codeType: b.codeTypeAddress !== null ? r.process.loadBias + b.codeTypeAddress : null,
-      reader: createRemoteReader(pid), threads: new Map(),
+      reader: createRemoteReader(pid), watch: watchProcess(pid, lim.maxThreads, fdBudget), threads: new Map(),
     };
     if (contexts.size >= lim.maxProcesses) forget(contexts.keys().next().value as number);
     contexts.set(pid, ctx);
@@ -113,7 +118,9 @@ export function createStackSampler(opts: StackSamplerOptions = {}): StackSampler
   }
 
   function forget(pid: number): void {
-    st.readsOfForgotten += contexts.get(pid)?.reader.calls ?? 0;
+    const ctx = contexts.get(pid);
+    st.readsOfForgotten += ctx?.reader.calls ?? 0;
+    ctx?.watch.close();
     contexts.delete(pid);
     codes.forget(pid);
   }
@@ -121,11 +128,14 @@ export function createStackSampler(opts: StackSamplerOptions = {}): StackSampler
   /** Python frames of raw frames: code objects checked by type, lines from their tables. */
   function resolveFrames(pid: number, ctx: Context, raw: RawFrame[]): { frames: PyFrame[]; bad: boolean } {
     const L = ctx.layout;
-    const heads = ctx.reader.readMany(raw.map((f) => [f.code, L.code.readSize] as [number, number]));
-    const good: Array<{ addr: number; header: ReturnType<typeof parseCodeHeader>; instr: number }> = [];
+    const headers: Array<CodeHeader | null> = new Array(raw.length).fill(null);
+    ctx.reader.readEach(raw.map((f) => [f.code, L.code.readSize] as [number, number]), (i, buf, at) => {
+      headers[i] = parseCodeHeader(buf, L, at);
+    });
+    const good: Array<{ addr: number; header: CodeHeader; instr: number }> = [];
     let bad = false;
     raw.forEach((f, i) => {
-      const h = heads[i] ? parseCodeHeader(heads[i]!, L) : null;
+      const h = headers[i];
       if (!h || (ctx.codeType !== null && h.obType !== ctx.codeType)) bad = true;
       else good.push({ addr: f.code, header: h, instr: f.instr });
     });
@@ -167,12 +177,14 @@ export function createStackSampler(opts: StackSamplerOptions = {}): StackSampler
         m = prev;
       } else {
         st.threadsWalked++;
-        const w = walkFrames(ctx.reader, ctx.layout, t.frame, lim.maxFrames);
+        const w = walkFrames(ctx.reader, ctx.layout, t.frame, lim.maxFrames, t.stackRegion);
         const r = resolveFrames(pid, ctx, w.frames);
-        m = { cpuNs, frame: t.frame, frames: r.frames, truncated: w.truncated || r.bad };
+        // A thread's name is read once (names are set at start, if ever).
+        const name = prev?.name ?? (t.tid ? taskName(pid, t.tid) : '');
+        m = { name, cpuNs, frame: t.frame, frames: r.frames, truncated: w.truncated || r.bad };
       }
       if (t.tid) memo.set(t.tid, m);
-      return { tid: t.tid, name: t.tid ? taskName(pid, t.tid) : '', frames: m.frames, isMain: t.tid === pid, holdsGil: t.holdsGil, truncated: m.truncated || found.truncated };
+      return { tid: t.tid, name: m.name, frames: m.frames, isMain: t.tid === pid, holdsGil: t.holdsGil, truncated: m.truncated || found.truncated };
     });
     ctx.threads = memo;
     return { tMs: now(), pid, threads, error: '', pythonVersion: ctx.version };
@@ -186,10 +198,19 @@ export function createStackSampler(opts: StackSamplerOptions = {}): StackSampler
   return {
     sample(pid: number): PyStackSample {
       st.samples++;
-      const ctx = contextOf(pid);
-      if ('code' in ctx) return failed(pid, ctx);
-      const tasks = readTasks(pid, lim.maxThreads);
-      if (!tasks) return failed(pid, { code: 'PREMORTEM_ERR_PROCESS_GONE', message: `process ${pid} is gone` });
+      let ctx: Context | Failure | undefined = contexts.get(pid);
+      let seen = ctx?.watch.read() ?? null;
+      if (ctx && (!seen || seen.startTicks !== ctx.startTicks)) {
+        forget(pid); // gone, or the pid was reused
+        ctx = undefined;
+      }
+      if (!ctx) {
+        ctx = contextOf(pid);
+        if ('code' in ctx) return failed(pid, ctx);
+        seen = ctx.watch.read();
+      }
+      if (!seen) return failed(pid, { code: 'PREMORTEM_ERR_PROCESS_GONE', message: `process ${pid} is gone` });
+      const tasks = seen.tasks;
       if (ctx.last && ctx.tasks && sameCpu(ctx.tasks, tasks)) {
         st.unchanged++;
         return { ...ctx.last, tMs: now() };
@@ -208,6 +229,9 @@ export function createStackSampler(opts: StackSamplerOptions = {}): StackSampler
       return s;
     },
     forget,
+    close() {
+      for (const pid of [...contexts.keys()]) forget(pid);
+    },
     stats: () => ({
       samples: st.samples, unchanged: st.unchanged, threadsKept: st.threadsKept, threadsWalked: st.threadsWalked,
       memoryReads: [...contexts.values()].reduce((n, c) => n + c.reader.calls, st.readsOfForgotten),

@@ -15,6 +15,8 @@ export const WALK_LIMITS = {
   maxFrames: 128,
   /** Bytes of glibc's struct pthread searched for the kernel tid (3.9/3.10 give only pthread_t). */
   pthreadScanBytes: 1024,
+  /** Bytes of a thread's frame stack chunk read at once (3.11+; CPython's chunks are 16 KiB). */
+  maxStackRegionBytes: 64 << 10,
 };
 
 export interface RawThread {
@@ -25,6 +27,8 @@ export interface RawThread {
   /** Address of the innermost frame, 0 when the thread runs no Python. */
   frame: number;
   holdsGil: boolean;
+  /** 3.11+: the used part of the thread's frame stack chunk [start, bytes], null when unknown or too big. */
+  stackRegion: [number, number] | null;
 }
 
 export interface RawFrame {
@@ -87,12 +91,19 @@ function readThreadList(r: RemoteReader, L: StackLayout, tstate: number, gilHold
     seen.add(tstate);
     const b = r.read(tstate, T.readSize);
     if (!b) return true;
+    let stackRegion: [number, number] | null = null;
+    if (T.datastackChunk !== null) {
+      const chunk = ptr(b, T.datastackChunk);
+      const top = ptr(b, T.datastackChunk + 8); // datastack_top follows datastack_chunk
+      if (valid(chunk) && top > chunk && top - chunk <= lim.maxStackRegionBytes) stackRegion = [chunk, top - chunk];
+    }
     out.push({
       tstate,
-      tid: T.nativeThreadId !== null ? Number(b.readBigUInt64LE(T.nativeThreadId)) : 0,
+      tid: T.nativeThreadId !== null ? ptr(b, T.nativeThreadId) : 0,
       pthread: ptr(b, T.threadId),
       frame: ptr(b, T.cframe ?? T.frame), // the _PyCFrame pointer until resolveCframes
       holdsGil: gilHolder !== 0 && gilHolder === tstate,
+      stackRegion,
     });
     tstate = ptr(b, T.next);
   }
@@ -108,7 +119,9 @@ function resolveCframes(r: RemoteReader, L: StackLayout, threads: RawThread[]): 
 }
 
 /** The frames of one thread, innermost first, C-stack shims left out. */
-export function walkFrames(r: RemoteReader, L: StackLayout, frame: number, maxFrames: number): { frames: RawFrame[]; truncated: boolean } {
+export function walkFrames(r: RemoteReader, L: StackLayout, frame: number, maxFrames: number,
+  region: [number, number] | null = null): { frames: RawFrame[]; truncated: boolean } {
+  if (r.walkChain) return walkNative(r, L, frame, maxFrames, region);
   const F = L.frame;
   const frames: RawFrame[] = [];
   const seen = new Set<number>();
@@ -125,6 +138,25 @@ export function walkFrames(r: RemoteReader, L: StackLayout, frame: number, maxFr
     frame = ptr(b, F.previous);
   }
   return { frames, truncated: false };
+}
+
+const nativeLayouts = new WeakMap<StackLayout, Float64Array>();
+let chainOut = new Float64Array(2 * 128);
+
+/** The same walk in the addon: one N-API call instead of one per frame. */
+function walkNative(r: RemoteReader, L: StackLayout, frame: number, maxFrames: number,
+  region: [number, number] | null): { frames: RawFrame[]; truncated: boolean } {
+  let layout = nativeLayouts.get(L);
+  if (!layout) {
+    const F = L.frame;
+    layout = Float64Array.from([F.readSize, F.previous, F.code, F.instr, F.instrKind === 'pointer' ? 1 : 0, F.owner ?? -1, F.ownerCstack ?? -1]);
+    nativeLayouts.set(L, layout);
+  }
+  if (chainOut.length !== 2 * maxFrames) chainOut = new Float64Array(2 * maxFrames);
+  const { count, truncated } = r.walkChain!(frame, layout, chainOut, region);
+  const frames: RawFrame[] = new Array(count);
+  for (let i = 0; i < count; i++) frames[i] = { code: chainOut[2 * i], instr: chainOut[2 * i + 1] };
+  return { frames, truncated };
 }
 
 /**
