@@ -106,7 +106,7 @@ export function createPythonGc(opts: PythonGcOptions): PythonGc {
       why = `USDT attach failed (${u.error}); `;
     }
     const r = tryUprobe(p);
-    if ('links' in r) return { method: 'uprobe', reason: r.reason, links: r.links };
+    if ('links' in r) return { method: 'uprobe', reason: why + r.reason, links: r.links };
     return { method: 'none', reason: why + r.error, links: [] };
   }
 

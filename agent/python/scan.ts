@@ -58,7 +58,7 @@ export function gcMethodOf(b: PythonBinary): { method: GcMethod; reason: string 
   const noUsdt = `no python:gc__* USDT probes (built without --with-dtrace); `;
   if (!b.version) return { method: 'none', reason: `${noUsdt}its CPython version is unknown` };
   const c = chooseGcEntries(b.version.major, b.version.minor, b.gcSymbols, b.hasSymtab, b.debugOffsets);
-  return c.entries.length ? { method: 'uprobe', reason: `uprobe on ${c.reason}` } : { method: 'none', reason: noUsdt + c.reason };
+  return c.entries.length ? { method: 'uprobe', reason: `${noUsdt}uprobe on ${c.reason}` } : { method: 'none', reason: noUsdt + c.reason };
 }
 
 function describe(p: string, real: string): PythonInterpreter | null {
