@@ -142,6 +142,26 @@ describe('GC pauses by uprobe on interpreters without USDT, by USDT where presen
     kids.forEach((k, i) => expect(readGcStats(t.tracer, k.pid!)!.generations[2].count).toBe(owns[i]['2'][0]));
   });
 
+  test('a libpython replaced on disk under a running process: the old file is read and probed (/proc/PID/map_files)', async () => {
+    const minor = 12;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-pydel-'));
+    tmpDirs.push(dir);
+    fs.mkdirSync(path.join(dir, 'lib'));
+    const lib = path.join(dir, 'lib', `libpython3.${minor}.so.1.0`);
+    fs.copyFileSync(pyenvLibpython(minor), lib);
+    const child = start(pyenvPython(minor), ['-c', GC_SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LD_LIBRARY_PATH: path.join(dir, 'lib') } });
+    await printed(child, /ready/);
+    // An upgrade: the file at that path is now another one.
+    fs.rmSync(lib);
+    fs.copyFileSync(pyenvLibpython(11), lib);
+    expect(fs.readFileSync(`/proc/${child.pid}/maps`, 'utf8')).toContain(`${lib} (deleted)`);
+    gc = createPythonGc({ tracer: t.tracer, log });
+    const target = gc.attachFor(child.pid!)!;
+    expect(target).toMatchObject({ method: 'uprobe', path: lib, version: `3.${minor}.1` });
+    t.tracer.track(child.pid!);
+    await expectSameCollections(child.pid!, await gcWorkload(child), true);
+  });
+
   test('a python inside its own mount namespace, at a path the host does not have, is found through /proc/PID/root', async () => {
     const minor = 11;
     const prefix = path.dirname(path.dirname(pyenvPython(minor))); // /root/.pyenv/versions/3.11.7

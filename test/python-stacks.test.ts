@@ -179,6 +179,24 @@ main_loop()
     child.kill('SIGKILL');
   });
 
+  test('open /proc files: bounded by maxOpenFiles, all closed by close(); without any, the same answers', async () => {
+    const { child } = await stuck(pyenvPython(12), false);
+    const fds = () => fs.readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const kept = createStackSampler();
+    await sampleUntil(kept, child.pid!, 'slow_report');
+    expect(fds() - before).toBe(2); // /proc/PID/stat and the one thread's schedstat
+    kept.close();
+    expect(fds()).toBe(before);
+    const none = createStackSampler({ limits: { maxOpenFiles: 0 } });
+    const first = await sampleUntil(none, child.pid!, 'slow_report');
+    expect(fds()).toBe(before);
+    const reads = none.stats().memoryReads;
+    expect(names(none.sample(child.pid!))).toEqual(names(first));
+    expect(none.stats().memoryReads).toBe(reads); // the CPU check still spares the walk
+    child.kill('SIGKILL');
+  });
+
   test('bounds: frames beyond maxFrames are cut (innermost kept) and said so', async () => {
     const SRC = 'import time\ndef deep(n):\n    if n: return deep(n - 1)\n    print("ready", flush=True); time.sleep(3600)\ndeep(300)\n';
     const child = start(pyenvPython(11), ['-c', SRC], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -62,7 +62,11 @@ export interface PythonBinary {
 export interface PythonProcess {
   pid: number;
   binary: PythonBinary;
-  /** How this agent reaches the file: /proc/PID/root/<path> (or /proc/PID/exe when deleted). */
+  /**
+   * How this agent reaches the file: /proc/PID/root/<path>; when the file was
+   * deleted (upgraded under a running process) the path would name the new
+   * file, so /proc/PID/exe or /proc/PID/map_files/<range> (the old one) instead.
+   */
   openPath: string;
   /** Runtime address = loadBias + linked address. */
   loadBias: number;
@@ -140,6 +144,13 @@ export function versionFromName(p: string): PyVersion | null {
   return m ? { major: Number(m[1]), minor: Number(m[2]), micro: null, source: 'file name' } : null;
 }
 
+/** Where this agent opens (and attaches to) a mapped file: see PythonProcess.openPath. */
+function reachPath(pid: number, m: Mapping, kind: PythonBinary['kind']): string {
+  if (!m.path.endsWith(DELETED)) return openPathOf(pid, m.path);
+  if (kind === 'executable') return `/proc/${pid}/exe`;
+  return `/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`; // needs CAP_SYS_ADMIN
+}
+
 /** The mapping of the runtime file: libpython when mapped, else the executable. */
 function runtimeMapping(pid: number, maps: Mapping[]): { m: Mapping; kind: PythonBinary['kind'] } | { error: string } {
   const lib = maps.find((m) => LIBPYTHON.test(m.path) && m.offset === 0) ?? maps.find((m) => LIBPYTHON.test(m.path));
@@ -164,8 +175,7 @@ export function createInterpreterCache(limits: Partial<typeof INTERPRETER_LIMITS
     const key = fileKey(m);
     const known = byKey.get(key);
     if (known) return known;
-    const deleted = m.path.endsWith(DELETED);
-    const openPath = deleted && kind === 'executable' ? `/proc/${pid}/exe` : openPathOf(pid, m.path.replace(DELETED, ''));
+    const openPath = reachPath(pid, m, kind);
     inspections++;
     const b = inspectBinary(openPath, m.path, key, kind);
     if (byKey.size >= max) byKey.delete(byKey.keys().next().value as string); // oldest first
@@ -193,12 +203,11 @@ export function createInterpreterCache(limits: Partial<typeof INTERPRETER_LIMITS
       if (binary.runtimeAddress === null && binary.kind === 'executable' && !/python/i.test(path.basename(binary.path)))
         return { ok: false, code: 'PREMORTEM_ERR_NOT_PYTHON', reason: `${binary.path} is not a Python interpreter and maps no libpython`, path: binary.path };
       const at0 = binary.vaddrAtOffset0 ?? 0;
-      const deleted = found.m.path.endsWith(DELETED);
       return {
         ok: true,
         process: {
           pid, binary,
-          openPath: deleted && binary.kind === 'executable' ? `/proc/${pid}/exe` : openPathOf(pid, binary.path),
+          openPath: reachPath(pid, found.m, binary.kind),
           // The mapping of file offset `offset` starts at the linked address of that offset plus the bias.
           loadBias: found.m.start - (found.m.offset === 0 ? at0 : found.m.offset + at0),
         },

@@ -4,8 +4,9 @@
  * buffer. A range that cannot be read (unmapped: the interpreter freed it
  * while we looked) comes back null; the others are still read.
  *
- * Returned buffers are views into the scratch buffer: valid until the next
- * read of the same reader. Parse them at once. A range of length 0, or whose
+ * Returned buffers are views into one scratch buffer shared by every reader
+ * (the sampler is synchronous; 256 readers must not hold 256 buffers): valid
+ * until the next read of any reader. Parse them at once. A range of length 0, or whose
  * address is not a user-space address, is null without a system call.
  */
 import { loadAddon } from '../native';
@@ -41,11 +42,13 @@ const USER_MAX = 2 ** 47;
 
 type ReadFn = (pid: number, ranges: Float64Array, out: Uint8Array) => number;
 
+// Shared by every reader: grown on demand up to REMOTE_LIMITS.maxBatchBytes.
+let scratch = Buffer.alloc(16 << 10);
+let iov = new Float64Array(2 * 64);
+
 export function createRemoteReader(pid: number, readFn?: ReadFn): RemoteReader {
   const addon = readFn ? null : loadAddon();
   const read: ReadFn = readFn ?? addon!.readProcessMemory;
-  let scratch = Buffer.alloc(64 << 10);
-  let iov = new Float64Array(2 * 64);
   let calls = 0;
 
   /** Reads `ranges` into the scratch buffer; calls `each` for every range read. */
