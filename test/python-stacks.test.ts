@@ -11,8 +11,8 @@ import * as path from 'path';
 import { ChildProcess } from 'child_process';
 import { createStackSampler, StackSampler } from '../agent/python/stacks';
 import type { PyStackSample } from '../agent/python/stack-types';
-import { exited, printed, sleep, start, stopAll, waitFor } from './helpers/procs';
-import { freePort, get, gunicorn, ready, workersOf } from './helpers/services';
+import { exited, killGroup, printed, sleep, start, stopAll, waitFor } from './helpers/procs';
+import { childrenOf, freePort, get, gunicorn, ready, workersOf } from './helpers/services';
 import { DEBIAN_PYTHON, pyenvPython } from './helpers/python';
 
 const dirs: string[] = [];
@@ -164,6 +164,22 @@ main_loop()
       expect(main[0].frames.map((f) => f.function)).toEqual(['main_loop', '<module>']);
       expect(s.threads.filter((t) => t.holdsGil).length).toBeLessThanOrEqual(1);
       child.kill('SIGKILL');
+    }
+  });
+
+  test('a threaded python in its own PID and mount namespaces (a container): host tids, the main thread marked', async () => {
+    const SRC = 'import threading, time\ndef waiter(): time.sleep(3600)\nthreading.Thread(target=waiter, daemon=True).start()\nprint("ready", flush=True)\ndef main_loop(): time.sleep(3600)\nmain_loop()\n';
+    for (const exe of [pyenvPython(9), pyenvPython(12)]) {
+      const unshare = start('unshare', ['-p', '-f', '-m', '--mount-proc', exe, '-c', SRC], { stdio: ['ignore', 'pipe', 'pipe'] });
+      await printed(unshare, /ready/);
+      const pid = await waitFor(() => childrenOf(unshare.pid!)[0], 5000, 'the namespaced python');
+      expect(fs.readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^NSpid:\s+\d+\s+1$/m); // pid 1 inside
+      const s = await sampleUntil(createStackSampler(), pid, 'main_loop');
+      const tids = fs.readdirSync(`/proc/${pid}/task`).map(Number).sort();
+      expect(s.threads.map((t) => t.tid).sort()).toEqual(tids);
+      expect(s.threads.find((t) => t.isMain)).toMatchObject({ tid: pid, frames: [expect.objectContaining({ function: 'main_loop' }), expect.anything()] });
+      expect(s.threads.find((t) => !t.isMain)!.frames.map((f) => f.function)).toContain('waiter');
+      await killGroup(unshare);
     }
   });
 

@@ -19,7 +19,7 @@ import { lineOf } from './linetable';
 import { stackLayout, StackLayout, STACK_VERSIONS } from './offsets';
 import { createRemoteReader, RemoteReader } from './remote';
 import type { PyFrame, PyStackSample, PyThread } from './stack-types';
-import { FdBudget, ProcessWatch, startTicks, taskName, TaskInfo, watchProcess } from './tasks';
+import { FdBudget, namespaceTids, ProcessWatch, startTicks, taskName, TaskInfo, watchProcess } from './tasks';
 import { findPthreadTidOffset, RawFrame, RawThread, readThreads, walkFrames, WALK_LIMITS } from './walker';
 
 export const STACK_LIMITS = {
@@ -79,6 +79,8 @@ interface Context {
   watch: ProcessWatch;
   /** 3.9/3.10: offset of the tid in struct pthread; undefined until found. */
   pthreadTid?: number | null;
+  /** In its own PID namespace: the tids it sees -> the host's (null: the same). Re-read when threads change. */
+  nsTids?: Map<number, number> | null;
   tasks?: Map<number, number>;
   last?: PyStackSample;
   threads: Map<number, ThreadMemo>;
@@ -150,16 +152,27 @@ export function createStackSampler(opts: StackSamplerOptions = {}): StackSampler
     return { frames, bad };
   }
 
-  /** 3.9/3.10: kernel tids from pthread_t (found once per process). */
+  /**
+   * Host tids of the threads: CPython 3.11+ stores the tid the thread sees,
+   * 3.9/3.10 only pthread_t (the tid is then read from glibc's struct pthread,
+   * its offset found once per process). Inside a PID namespace both are the
+   * namespace's tids, mapped to the host's through NSpid.
+   */
   function mapTids(pid: number, ctx: Context, threads: RawThread[], tasks: TaskInfo[]): void {
-    if (ctx.layout.tstate.nativeThreadId !== null) return;
-    if (ctx.pthreadTid === undefined || ctx.pthreadTid === null)
-      ctx.pthreadTid = findPthreadTidOffset(ctx.reader, pid, threads, new Set(tasks.map((t) => t.tid)), lim.pthreadScanBytes);
-    if (ctx.pthreadTid === null) return;
-    const bufs = ctx.reader.readMany(threads.map((t) => [t.pthread + ctx.pthreadTid!, 4] as [number, number]));
-    threads.forEach((t, i) => {
-      t.tid = bufs[i] ? bufs[i]!.readInt32LE(0) : 0;
-    });
+    const hostTids = tasks.map((t) => t.tid);
+    if (ctx.nsTids === undefined || (ctx.nsTids && ctx.nsTids.size !== hostTids.length)) ctx.nsTids = namespaceTids(pid, hostTids);
+    const seenTids = ctx.nsTids ? [...ctx.nsTids.keys()] : hostTids;
+    const nsPid = ctx.nsTids ? [...ctx.nsTids.entries()].find(([, host]) => host === pid)?.[0] ?? pid : pid;
+    if (ctx.layout.tstate.nativeThreadId === null) {
+      if (ctx.pthreadTid === undefined || ctx.pthreadTid === null)
+        ctx.pthreadTid = findPthreadTidOffset(ctx.reader, nsPid, threads, new Set(seenTids), lim.pthreadScanBytes);
+      if (ctx.pthreadTid === null) return;
+      const bufs = ctx.reader.readMany(threads.map((t) => [t.pthread + ctx.pthreadTid!, 4] as [number, number]));
+      threads.forEach((t, i) => {
+        t.tid = bufs[i] ? bufs[i]!.readInt32LE(0) : 0;
+      });
+    }
+    if (ctx.nsTids) for (const t of threads) t.tid = ctx.nsTids.get(t.tid) ?? 0;
   }
 
   function walk(pid: number, ctx: Context, tasks: TaskInfo[]): PyStackSample | Failure {

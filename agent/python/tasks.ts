@@ -132,3 +132,24 @@ export function startTicks(pid: number): number | null {
   const f = statFields(stat);
   return f[0] === 'Z' || f[0] === 'X' ? null : Number(f[19]);
 }
+
+/**
+ * For a process inside its own PID namespace (a container), the tids its
+ * threads see (what CPython stores as native_thread_id, what glibc stores in
+ * struct pthread) mapped to the host's. null when it shares the agent's view
+ * (NSpid lists one pid).
+ */
+export function namespaceTids(pid: number, hostTids: number[]): Map<number, number> | null {
+  const inner = (status: string | null) => {
+    const m = status ? /^NSpid:\s+([\d\s]+)$/m.exec(status) : null;
+    return m ? m[1].trim().split(/\s+/).map(Number) : null;
+  };
+  const own = inner(readOnce(`/proc/${pid}/status`));
+  if (!own || own.length < 2) return null;
+  const map = new Map<number, number>();
+  for (const tid of hostTids) {
+    const ns = inner(readOnce(`/proc/${pid}/task/${tid}/status`));
+    if (ns && ns.length > 1) map.set(ns[ns.length - 1], tid);
+  }
+  return map;
+}
