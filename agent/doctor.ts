@@ -5,6 +5,7 @@
  */
 import * as fs from 'fs';
 import { loadAddon } from './native';
+import { withElf } from './python/elf';
 import { scanPythonInterpreters } from './python/scan';
 
 export type CheckStatus = 'ok' | 'missing' | 'warn' | 'info';
@@ -132,8 +133,38 @@ function checkFilesystems(checks: Check[]): void {
     fix: psi ? undefined : 'boot with psi=1 (host pressure context will be missing)' });
 }
 
+/**
+ * Whether this agent may attach uprobes (the GC probes of every python, USDT
+ * included: they are uprobes too). Tried for real on a function of node's own
+ * binary, for this process only (pid filter): no other process is touched.
+ */
+function checkUprobes(checks: Check[]): void {
+  const item = 'uprobes (GC pauses: USDT and uprobe methods)';
+  let tracer;
+  try {
+    const offset = withElf(process.execPath, (e) => {
+      const fn = e.symbols((n) => n === 'uv_version')[0];
+      return fn ? e.fileOffset(fn.value) : null;
+    });
+    if (offset === null) {
+      checks.push({ area: 'python', item, status: 'info', detail: `no uv_version in ${process.execPath} to try one on` });
+      return;
+    }
+    tracer = new (loadAddon().Tracer)({ probes: ['pygc'], ringBufferBytes: 1 << 16, onRecords: () => undefined });
+    tracer.detach(tracer.attachUprobe('pygc', 'gc_entry', process.execPath, offset, process.pid));
+    checks.push({ area: 'python', item, status: 'ok', detail: 'a uprobe attaches' });
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    checks.push({ area: 'python', item, status: 'warn', detail: `${err.code ?? 'error'}: ${err.message.split('\n')[0]}`,
+      fix: 'no GC pauses for any python: uprobes need CAP_SYS_ADMIN on this kernel (CAP_BPF + CAP_PERFMON are not enough for the uprobe perf event)' });
+  } finally {
+    tracer?.close();
+  }
+}
+
 /** One line per interpreter: how its GC pauses are measured (usdt, uprobe, none and why) and whether its stacks can be read. */
 function checkPython(checks: Check[]): void {
+  checkUprobes(checks);
   const found = scanPythonInterpreters();
   if (!found.length) checks.push({ area: 'python', item: 'interpreters', status: 'info', detail: 'no python interpreter found' });
   for (const py of found) {
