@@ -147,15 +147,15 @@ function checkUprobes(checks: Check[]): void {
       return fn ? e.fileOffset(fn.value) : null;
     });
     if (offset === null) {
-      checks.push({ area: 'python', item, status: 'info', detail: `no uv_version in ${process.execPath} to try one on` });
+      checks.push({ area: 'bpf', item, status: 'info', detail: `no uv_version in ${process.execPath} to try one on` });
       return;
     }
     tracer = new (loadAddon().Tracer)({ probes: ['pygc'], ringBufferBytes: 1 << 16, onRecords: () => undefined });
     tracer.detach(tracer.attachUprobe('pygc', 'gc_entry', process.execPath, offset, process.pid));
-    checks.push({ area: 'python', item, status: 'ok', detail: 'a uprobe attaches' });
+    checks.push({ area: 'bpf', item, status: 'ok', detail: 'a uprobe attaches' });
   } catch (e) {
     const err = e as Error & { code?: string };
-    checks.push({ area: 'python', item, status: 'warn', detail: `${err.code ?? 'error'}: ${err.message.split('\n')[0]}`,
+    checks.push({ area: 'bpf', item, status: 'warn', detail: `${err.code ?? 'error'}: ${err.message.split('\n')[0]}`,
       fix: 'no GC pauses for any python: uprobes need CAP_SYS_ADMIN on this kernel (CAP_BPF + CAP_PERFMON are not enough for the uprobe perf event)' });
   } finally {
     tracer?.close();
