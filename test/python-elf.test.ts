@@ -94,6 +94,8 @@ describe("3.13's _Py_DebugOffsets, read from the file", () => {
     expect(d.interp).toMatchObject({ gc: 7400, gilHolder: 7760, gilLocked: 7768 });
     expect(generationStatsOffset(d)).toBe(7528);
     expect(d.unicode.asciiSize).toBe(40);
+    expect(d.bytes).toEqual({ obSize: 16, obSval: 32 });
+    expect(d.freeThreaded).toBe(false);
     expect(stackLayout(3, 13, d)!.source).toMatch(/_Py_DebugOffsets/);
     expect(parseDebugOffsets(Buffer.alloc(DEBUG_OFFSETS_SIZE_3_13))).toBeNull(); // no cookie
   });

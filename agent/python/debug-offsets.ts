@@ -23,6 +23,7 @@ export interface DebugOffsets {
   code: { size: number; filename: number; name: number; qualname: number; linetable: number; firstlineno: number; codeAdaptive: number };
   pyobject: { obType: number };
   unicode: { state: number; length: number; asciiSize: number };
+  bytes: { obSize: number; obSval: number };
   gc: { collecting: number };
 }
 
@@ -42,6 +43,7 @@ export function parseDebugOffsets(buf: Buffer): DebugOffsets | null {
     code: { size: u(272), filename: u(280), name: u(288), qualname: u(296), linetable: u(304), firstlineno: u(312), codeAdaptive: u(344) },
     pyobject: { obType: u(360) },
     unicode: { state: u(544), length: u(552), asciiSize: u(560) },
+    bytes: { obSize: u(520), obSval: u(528) },
     gc: { collecting: u(576) },
   };
 }

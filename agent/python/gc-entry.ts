@@ -85,6 +85,8 @@ export interface GcEntryChoice {
 export function chooseGcEntries(major: number, minor: number, symbols: ElfSymbol[], hasSymtab: boolean,
   debug: DebugOffsets | null = null): GcEntryChoice {
   const rule = gcEntryRule(major, minor);
+  if (debug?.freeThreaded)
+    return { entries: [], reason: 'a free-threaded build (3.13t): its collector (gc_free_threading.c) is not probed' };
   if (!rule)
     return { entries: [], reason: `no known GC entry point for Python ${major}.${minor} (uprobes cover 3.${GC_ENTRY_MIN_MINOR}–3.${GC_ENTRY_MAX_MINOR})` };
   const funcs = symbols.filter((s) => s.kind === 'func' && s.size > 0 && s.table === 'symtab');

@@ -162,12 +162,17 @@ export function layoutFromDebugOffsets(d: DebugOffsets): StackLayout {
       linetableFormat: 'locations', codeAdaptive: c.codeAdaptive,
     },
     unicode: { length: d.unicode.length, state: d.unicode.state, asciiSize: d.unicode.asciiSize, compactSize: d.unicode.asciiSize + 16 },
-    bytes: BYTES,
+    bytes: { size: d.bytes.obSize, data: d.bytes.obSval },
   };
 }
 
-/** The layout for a CPython version, or null when premortem has none (with the debug offsets of 3.13+ when present). */
+/**
+ * The layout for a CPython version, or null when premortem has none (with the
+ * debug offsets of 3.13+ when present). Free-threaded builds (3.13t) are not
+ * read: untested here, and their objects differ beyond what the offsets say.
+ */
 export function stackLayout(major: number, minor: number, debug: DebugOffsets | null): StackLayout | null {
+  if (debug?.freeThreaded) return null;
   if (debug && major === 3 && minor >= 13) return layoutFromDebugOffsets(debug);
   return LAYOUTS[`${major}.${minor}`] ?? null;
 }
