@@ -81,8 +81,12 @@ static __always_inline bool gc_read_collections(__u64 addr, __u32 stride, __u64 
 	return true;
 }
 
-/* Begins a collection whose generation the collector itself chooses (see PM_GC_GEN_FROM_ARG_OR_STATS). */
-static __always_inline void gc_begin_pending(struct pt_regs *ctx, __u64 cookie)
+/*
+ * Begins a collection whose generation is the one whose counter it moves (see
+ * PM_GC_GEN_FROM_ARG_OR_STATS); `arg` (the generation argument, or "auto") is
+ * the fallback when the counters cannot be read.
+ */
+static __always_inline void gc_begin_pending(struct pt_regs *ctx, __u64 cookie, __u32 arg)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!pm_tracked_lookup(id >> 32))
@@ -90,7 +94,7 @@ static __always_inline void gc_begin_pending(struct pt_regs *ctx, __u64 cookie)
 	__u32 tid = (__u32)id;
 	__u64 interp = 0;
 	void *tstate = (void *)PT_REGS_PARM1(ctx);
-	struct gc_running g = { .start_ns = 0, .generation = PM_GC_GEN_UNKNOWN };
+	struct gc_running g = { .start_ns = 0, .generation = arg < PM_GC_GENERATIONS ? arg : PM_GC_GEN_UNKNOWN };
 	if (!bpf_probe_read_user(&interp, sizeof(interp), tstate + ((cookie >> 16) & 0xff)) && interp) {
 		g.stats_stride = (cookie >> 24) & 0xff;
 		g.stats_addr = interp + (cookie >> 32);
@@ -101,7 +105,7 @@ static __always_inline void gc_begin_pending(struct pt_regs *ctx, __u64 cookie)
 	bpf_map_update_elem(&gc_running, &tid, &g, BPF_ANY);
 }
 
-/* The generation whose counter moved; PM_GC_GEN_UNKNOWN when none did (no collection happened). */
+/* The generation whose counter moved; GC_GEN_PENDING when none did (no collection happened). */
 static __always_inline __u32 gc_resolve_pending(struct gc_running *gp)
 {
 	__u64 now[PM_GC_GENERATIONS];
@@ -215,8 +219,8 @@ int gc_entry(struct pt_regs *ctx)
 		gen = which;
 	else if (from == PM_GC_GEN_FROM_ARG || from == PM_GC_GEN_FROM_ARG_OR_STATS)
 		gen = gc_generation_arg(ctx, which);
-	if (gen >= PM_GC_GENERATIONS && from == PM_GC_GEN_FROM_ARG_OR_STATS) {
-		gc_begin_pending(ctx, cookie);
+	if (from == PM_GC_GEN_FROM_ARG_OR_STATS) {
+		gc_begin_pending(ctx, cookie, gen);
 		return 0;
 	}
 	gc_begin(gen < PM_GC_GENERATIONS ? gen : PM_GC_GEN_UNKNOWN);

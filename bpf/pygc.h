@@ -19,9 +19,11 @@
 #define PM_GC_GEN_FROM_ARG 1
 #define PM_GC_GEN_FROM_CONST 2
 /*
- * The argument, unless it asks the collector to choose (3.13's GENERATION_AUTO,
- * -1): then the generation is the one whose `collections` counter the collection
- * increments, read at entry and return from tstate->interp->gc.generation_stats.
+ * The generation whose `collections` counter the call increments, read at entry
+ * and return from tstate->interp->gc.generation_stats (3.13: the collector may
+ * be asked to choose, GENERATION_AUTO = -1, and may return at once, having
+ * collected nothing, when another thread collects); the argument when the
+ * counters cannot be read.
  * Bits 16-23: offset of `interp` in PyThreadState (the first argument); bits 24-31:
  * size of one gc_generation_stats; bits 32-63: offset of generation_stats[0] in
  * PyInterpreterState (its first field is `collections`).

@@ -97,6 +97,12 @@ describe("3.13's _Py_DebugOffsets, read from the file", () => {
     expect(d.bytes).toEqual({ obSize: 16, obSval: 32 });
     expect(d.freeThreaded).toBe(false);
     expect(stackLayout(3, 13, d)!.source).toMatch(/_Py_DebugOffsets/);
+    // The collector's generation: the generation_stats counter it moves.
+    const gc = { name: 'gc_collect_main', value: 1, size: 100, kind: 'func', bind: 'local', table: 'symtab', file: 'gc.c' } as const;
+    expect(chooseGcEntries(3, 13, [gc], true, d).entries[0].generation)
+      .toEqual({ from: 'arg-or-stats', index: 1, tstateInterp: 16, statsStride: 24, statsOffset: 7528 });
+    expect(chooseGcEntries(3, 13, [gc], true, { ...d, freeThreaded: true }).reason).toMatch(/free-threaded/);
+    expect(stackLayout(3, 13, { ...d, freeThreaded: true })).toBeNull();
     expect(parseDebugOffsets(Buffer.alloc(DEBUG_OFFSETS_SIZE_3_13))).toBeNull(); // no cookie
   });
 });

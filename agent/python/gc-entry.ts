@@ -17,8 +17,8 @@
  * | 3.13      | Python/gc.c        | gc_collect_main(PyThreadState*, int generation, _PyGC_Reason) | arg 1 or auto |
  *
  * 3.13's automatic collections pass GENERATION_AUTO (-1) and the collector
- * chooses (gc_select_generation, inlined); it may also return at once when
- * another thread collects. There the generation is the one whose
+ * chooses (gc_select_generation, inlined); any call may also return at once
+ * when another thread collects. So for 3.13 the generation is the one whose
  * interp->gc.generation_stats[g].collections the call increments (read by the
  * BPF program at entry and return, at offsets from the file's _Py_DebugOffsets),
  * and a call that increments none collected nothing and is not counted.
@@ -120,8 +120,9 @@ export function chooseGcEntries(major: number, minor: number, symbols: ElfSymbol
   }));
   const clones = entries.filter((e) => e.generation.from === 'unknown').map((e) => e.symbol.name);
   const exact = entries.some((e) => e.generation.from !== 'unknown');
-  const how = `generation from argument ${rule.generationArg + 1}` + (viaStats ? ' (automatic ones: from interp->gc.generation_stats)'
-    : rule.autoGeneration ? ' (automatic ones: unknown, no _Py_DebugOffsets)' : '');
+  let how = `generation from argument ${rule.generationArg + 1}`;
+  if (viaStats) how = 'generation from the interp->gc.generation_stats counter it moves';
+  else if (rule.autoGeneration) how += ' (automatic ones: unknown, no _Py_DebugOffsets)';
   const reason = [
     exact ? `${rule.name}() of ${rule.file}, ${how}` : '',
     clones.length ? `compiler clone${clones.length > 1 ? 's' : ''} ${clones.join(', ')} (generation unknown: a clone's arguments may have moved)` : '',
