@@ -25,8 +25,7 @@ import type { BioSlowRecord } from './probes/disk';
 import type { TcpEventRecord } from './probes/tcp';
 import { ExecFlags, OomKind } from './probes/lifecycle';
 import { TcpEvent, TcpWatcher, TCP_EVENT_NAMES, UNTRACED_STATES } from './probes/tcp';
-import { attachGcProbes } from './probes/pygc';
-import { findGcProbeTarget } from './python-usdt';
+import { createPythonGc, PythonGc } from './python/gc';
 import { bootUnixMs, listeningInodes, readCmdline, readExe, readHost, readStat, CLK_TCK } from './procfs';
 import { memoryCgroupById, memoryCgroupOf, rereadMemoryCgroup, MemoryCgroup } from './cgroup';
 import { readTcpSockets } from './sockets';
@@ -54,8 +53,6 @@ const MAX_SIGNALS_PER_WORKER = 32;
 const MAX_DEAD_WORKERS = 256;
 /** How often /proc/net/tcp is read when the tcp probe counts transitions in the kernel. */
 const PROC_NET_TCP_REFRESH_MS = 5000;
-/** Interpreter binaries with GC probes attached (or found without them). */
-const MAX_GC_TARGETS = 64;
 /** Drop-counter history kept to tell how many records a bundle window lost. */
 const MAX_DROP_HISTORY = 4096;
 /** Kernel maps holding per-process state, cleaned when a process is retired. */
@@ -164,8 +161,7 @@ class AgentImpl extends EventEmitter implements Agent {
   private tcp?: TcpWatcher;
   private loaded = new Set<string>();
   private probeFeatures: Feature[] = [];
-  private gcTargets = new Map<string, { ok: boolean; reason: string; links: number[] }>();
-  private gcExesSeen = new Set<string>();
+  private pythonGc?: PythonGc;
   private readonly workers = new Map<string, WorkerState>();
   private readonly pidToKey = new Map<number, string>();
   private readonly services = new Map<string, ServiceState>();
@@ -244,6 +240,7 @@ class AgentImpl extends EventEmitter implements Agent {
       this.deathTimers.clear();
       const results = await Promise.allSettled([
         (async () => {
+          this.pythonGc?.close();
           if (this.tracer && this.ownsTracer) this.tracer.close();
         })(),
       ]);
@@ -283,8 +280,7 @@ class AgentImpl extends EventEmitter implements Agent {
   }
 
   features(): Feature[] {
-    const gc = [...this.gcTargets.entries()].map(([path, t]) => ({ name: `gc-usdt ${path}`, enabled: t.ok, reason: t.reason }));
-    return [...this.probeFeatures, ...gc];
+    return [...this.probeFeatures, ...(this.pythonGc?.features() ?? [])];
   }
 
   // ------------------------------------------------------------ discovery and tracking
@@ -467,38 +463,14 @@ class AgentImpl extends EventEmitter implements Agent {
     return w;
   }
 
-  /** GC probes attach once per interpreter binary (every process using it), not per pid. */
+  /** GC probes attach once per interpreter binary (every process using it), not per pid: agent/python/gc.ts. */
   private attachGc(pid: number): void {
     if (!this.loaded.has('pygc')) return;
-    // One ELF inspection per executable: pools run many processes of one interpreter.
-    const exe = readExe(pid);
-    if (exe && this.gcExesSeen.has(exe)) return;
-    if (exe) {
-      if (this.gcExesSeen.size >= 1024) this.gcExesSeen.clear(); // bound
-      this.gcExesSeen.add(exe);
-    }
-    let target;
+    this.pythonGc ??= createPythonGc({ tracer: this.tracer!, log: this.log });
     try {
-      target = findGcProbeTarget(pid);
+      this.pythonGc.attachFor(pid);
     } catch (e) {
       this.countError('gc-target', e);
-      return;
-    }
-    // No file found (e.g. the process is already gone): nothing to attach, nothing to report.
-    if (!target.path) return;
-    const path = target.path;
-    if (this.gcTargets.has(path)) return;
-    if (this.gcTargets.size >= MAX_GC_TARGETS) return; // bound: interpreters are few; never a per-pid list
-    if (!target.hasProbes) {
-      this.gcTargets.set(path, { ok: false, reason: target.reason, links: [] });
-      this.log.info(`no GC probes for ${path}: ${target.reason}`);
-      return;
-    }
-    try {
-      const links = attachGcProbes(this.tracer!, target.path, -1);
-      this.gcTargets.set(path, { ok: true, reason: target.reason, links });
-    } catch (e) {
-      this.gcTargets.set(path, { ok: false, reason: (e as Error).message.split('\n')[0], links: [] });
     }
   }
 

@@ -5,6 +5,8 @@
  */
 import * as fs from 'fs';
 import { loadAddon } from './native';
+import { withElf } from './python/elf';
+import { scanPythonInterpreters } from './python/scan';
 
 export type CheckStatus = 'ok' | 'missing' | 'warn' | 'info';
 
@@ -131,25 +133,48 @@ function checkFilesystems(checks: Check[]): void {
     fix: psi ? undefined : 'boot with psi=1 (host pressure context will be missing)' });
 }
 
-async function checkPython(checks: Check[]): Promise<void> {
-  let scan: undefined | (() => Promise<Array<{ path: string; hasProbes?: boolean; hasGcProbes?: boolean; reason?: string }>>);
+/**
+ * Whether this agent may attach uprobes (the GC probes of every python, USDT
+ * included: they are uprobes too). Tried for real on a function of node's own
+ * binary, for this process only (pid filter): no other process is touched.
+ */
+function checkUprobes(checks: Check[]): void {
+  const item = 'uprobes (GC pauses: USDT and uprobe methods)';
+  let tracer;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    scan = require('./python-usdt').scanPythonInterpreters;
-  } catch {
-    scan = undefined;
+    const offset = withElf(process.execPath, (e) => {
+      const fn = e.symbols((n) => n === 'uv_version')[0];
+      return fn ? e.fileOffset(fn.value) : null;
+    });
+    if (offset === null) {
+      checks.push({ area: 'bpf', item, status: 'info', detail: `no uv_version in ${process.execPath} to try one on` });
+      return;
+    }
+    tracer = new (loadAddon().Tracer)({ probes: ['pygc'], ringBufferBytes: 1 << 16, onRecords: () => undefined });
+    tracer.detach(tracer.attachUprobe('pygc', 'gc_entry', process.execPath, offset, process.pid));
+    checks.push({ area: 'bpf', item, status: 'ok', detail: 'a uprobe attaches' });
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    checks.push({ area: 'bpf', item, status: 'warn', detail: `${err.code ?? 'error'}: ${err.message.split('\n')[0]}`,
+      fix: 'no GC pauses for any python: uprobes need CAP_SYS_ADMIN on this kernel (CAP_BPF + CAP_PERFMON are not enough for the uprobe perf event)' });
+  } finally {
+    tracer?.close();
   }
-  if (!scan) {
-    checks.push({ area: 'python', item: 'interpreters', status: 'warn', detail: 'USDT scanner not available in this build' });
-    return;
-  }
-  const found = await scan();
+}
+
+/** One line per interpreter: how its GC pauses are measured (usdt, uprobe, none and why) and whether its stacks can be read. */
+function checkPython(checks: Check[]): void {
+  checkUprobes(checks);
+  const found = scanPythonInterpreters();
   if (!found.length) checks.push({ area: 'python', item: 'interpreters', status: 'info', detail: 'no python interpreter found' });
   for (const py of found) {
-    const ok = py.hasGcProbes ?? py.hasProbes ?? false;
-    checks.push({ area: 'python', item: py.path, status: ok ? 'ok' : 'warn',
-      detail: ok ? 'has USDT python:gc__start/gc__done: GC pauses are measured' : py.reason || 'no python:gc__* USDT probes: GC pauses are not measured',
-      fix: ok ? undefined : 'use a python built with --with-dtrace (Debian\'s /usr/bin/python3.x is)' });
+    const ok = py.gcMethod !== 'none';
+    const version = py.version ? `Python ${py.version}` : 'unknown version';
+    checks.push({
+      area: 'python', item: py.path, status: ok && py.stacks ? 'ok' : 'warn',
+      detail: `${version}; GC pauses: ${py.gcMethod} (${py.gcReason}); stacks: ${py.stacks ? 'readable' : `no (${py.stacksReason})`}`,
+      fix: ok ? undefined : 'GC pauses of its processes are not measured: use a build with --with-dtrace or one that keeps its symbol table (not stripped)',
+    });
   }
 }
 
@@ -163,7 +188,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
   const basics = checkKernel(checks);
   const probes = checkProbes(checks, opts.disablePrograms ?? []);
   checkFilesystems(checks);
-  await checkPython(checks);
+  checkPython(checks);
   return { checks, canRun: basics && probes };
 }
 

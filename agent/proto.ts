@@ -101,12 +101,20 @@ export interface CgroupLimits {
   memoryPeakBytes: number; cpuQuotaUs: number; cpuPeriodUs: number; pidsMax: number;
   memoryEvents: Record<string, number>;
 }
+/** A Python frame read from outside the process (agent/python/stacks.ts); line 0: none. */
+export interface PyFrame { file: string; function: string; line: number }
+/** One thread's Python stack, innermost frame first. */
+export interface PyThread { tid: number; name: string; frames: PyFrame[]; isMain: boolean; holdsGil: boolean; truncated: boolean }
+/** Every thread of one process at one time; `error` is "" or "PREMORTEM_ERR_...: why". */
+export interface PyStackSample { tMs: number; pid: number; threads: PyThread[]; error: string; pythonVersion: string }
 export interface Bundle {
   formatVersion: number; id: string; createdMs: number; host: string; agentVersion: string;
   worker?: Identity; service?: Service; verdict?: Verdict; timelines: WorkerTimeline[];
   serviceBuckets: ServiceBucket[]; hostBuckets: HostBucket[]; markers: Marker[];
   cgroupLimits?: CgroupLimits; windowStartMs: number; windowEndMs: number; lostRecords: number;
   intervalMs: number; kernel: string;
+  /** The dead worker's last Python stacks, oldest first (decode always fills it; writers may leave it out). */
+  stacks?: PyStackSample[];
 }
 export interface IncidentSummary {
   id: string; tMs: number; service: string; serviceId: string; pid: number; startTicks: number;

@@ -125,8 +125,11 @@ export function bucketFrom(now: Cumulative, before: Cumulative | undefined, gaug
   }
   if (now.gc) {
     let pauses = 0, ns = 0, max = 0;
-    now.gc.generations.forEach((g, i) => {
-      const b = before?.gc?.generations[i];
+    // Collections whose generation could not be read (3.8's cloned collector) are pauses too.
+    const all = (x?: GcStats) => (x ? [...x.generations, x.unknownGeneration] : []);
+    const prevAll = all(before?.gc ?? undefined);
+    all(now.gc).forEach((g, i) => {
+      const b = prevAll[i];
       pauses += d(g.count, b?.count);
       ns += d(g.sumNs, b?.sumNs);
       if (g.maxNs > (b?.maxNs ?? 0)) max = Math.max(max, g.maxNs);

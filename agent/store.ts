@@ -165,7 +165,7 @@ export function decodeBundleFile(file: Uint8Array, name = 'bundle'): Uint8Array 
  * Top level: { format: "premortem-bundle", formatVersion, id, createdMs, host,
  * agentVersion, worker, service, verdict, timelines[], serviceBuckets[],
  * hostBuckets[], markers[], cgroupLimits, windowStartMs, windowEndMs,
- * lostRecords, intervalMs, kernel }.
+ * lostRecords, intervalMs, kernel, stacks[] }.
  */
 export function bundleToJson(bundle: DeepPartial<Bundle>, codec: Codec = loadCodec()): Record<string, unknown> {
   return { format: 'premortem-bundle', ...codec.toJSON('Bundle', bundle) };

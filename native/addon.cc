@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "layout.h"
+#include "memory.h"
 #include "probes.h"
 #include "tracer.h"
 
@@ -17,6 +18,8 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::GetLayout>("layout", napi_enumerable),
                              InstanceMethod<&Addon::GetProbeNames>("probeNames", napi_enumerable),
                              InstanceMethod<&Addon::BootTimeNs>("bootTimeNs", napi_enumerable),
+                             InstanceMethod<&Addon::ReadMemory>("readProcessMemory", napi_enumerable),
+                             InstanceMethod<&Addon::WalkFrames>("walkFrameChain", napi_enumerable),
                          });
   }
 
@@ -34,6 +37,8 @@ class Addon : public Napi::Addon<Addon> {
     clock_gettime(CLOCK_BOOTTIME, &ts);
     return Napi::Number::New(info.Env(), double(ts.tv_sec) * 1e9 + double(ts.tv_nsec));
   }
+  Napi::Value ReadMemory(const Napi::CallbackInfo& info) { return ReadProcessMemory(info); }
+  Napi::Value WalkFrames(const Napi::CallbackInfo& info) { return WalkFrameChain(info); }
   Napi::FunctionReference tracer_;
 };
 

@@ -27,7 +27,7 @@ export interface ProgramStatus {
   /** false when disabled by `disablePrograms`. */
   enabled: boolean;
   attached: boolean;
-  /** Attached later, per target binary (USDT). */
+  /** Attached later, per target binary (USDT, uprobe, uretprobe). */
   deferred: boolean;
   error?: FailureInfo;
 }
@@ -101,6 +101,14 @@ export class Tracer {
   /** Attaches a deferred USDT program to one binary (pid -1: every process). Returns a link id. */
   attachUsdt(probe: string, program: string, binaryPath: string, pid: number,
              provider: string, name: string): number;
+  /**
+   * Attaches a deferred `uprobe`/`uretprobe` program at `fileOffset` (a file
+   * offset, not a virtual address) of `binaryPath` (pid -1: every process that
+   * maps the file). `cookie` is what the program reads with bpf_get_attach_cookie.
+   * Returns a link id (detach with `detach`).
+   */
+  attachUprobe(probe: string, program: string, binaryPath: string, fileOffset: number, pid: number,
+               cookie?: number): number;
   detach(linkId: number): boolean;
   /** Delivers every queued batch now, synchronously. */
   flush(): void;
@@ -123,3 +131,27 @@ export function layout(): Layout;
 export function probeNames(): string[];
 /** CLOCK_BOOTTIME now, in ns: the clock of every record's `tsNs`. */
 export function bootTimeNs(): number;
+
+/**
+ * Reads ranges of another process's memory with one process_vm_readv call.
+ * `ranges` holds [address, length] pairs (at most 1024 ranges); they are copied
+ * end to end into `out`, which must hold their total. A range that cannot be
+ * read ends the copy there: the return value (bytes copied) tells which ranges
+ * are valid. Throws `PREMORTEM_ERR_PROCESS_GONE` (ESRCH),
+ * `PREMORTEM_ERR_PROCESS_MEMORY_DENIED` (EPERM: needs CAP_SYS_PTRACE),
+ * `PREMORTEM_ERR_PROCESS_MEMORY` (other errno), `PREMORTEM_ERR_ARG`.
+ */
+export function readProcessMemory(pid: number, ranges: Float64Array, out: Uint8Array): number;
+
+/**
+ * Follows a chain of interpreter frames in process `pid` from `first`, one
+ * process_vm_readv per frame, or none for frames inside the region
+ * [regionStart, regionStart + regionBytes) (at most 256 KiB), which is read
+ * once. `layout` = [frameBytes, previousOffset, codeOffset, instrOffset,
+ * instrIsPointer (0/1), ownerOffset (-1: none), skipOwner (-1: none)]. Writes
+ * [code, instr] pairs into `out` (innermost first; at most out.length / 2
+ * frames, and at most 4096). `truncated`: more frames than that, or a frame
+ * that could not be read. `reads`: system calls made. Throws like readProcessMemory.
+ */
+export function walkFrameChain(pid: number, first: number, layout: Float64Array, out: Float64Array,
+  regionStart?: number, regionBytes?: number): { count: number; truncated: boolean; reads: number };

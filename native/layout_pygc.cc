@@ -9,7 +9,8 @@ namespace {
 
 static_assert(sizeof(pm_gc_pause) == 64, "pm_gc_pause layout");
 static_assert(offsetof(pm_gc_pause, duration_ns) == 32, "pm_gc_pause.duration_ns");
-static_assert(sizeof(pm_gc_stats) == 112, "pm_gc_stats layout");
+static_assert(sizeof(pm_gc_stats) == 144, "pm_gc_stats layout");
+static_assert(offsetof(pm_gc_stats, unmatched) == 104, "pm_gc_stats: fields are only ever added at the end");
 
 void Fill(Napi::Env env, Napi::Object s) {
   s.Set("gc_pause", StructLayout(env, sizeof(pm_gc_pause), PM_REC_GC)
@@ -19,7 +20,9 @@ void Fill(Napi::Env env, Napi::Object s) {
   s.Set("gc_stats", StructLayout(env, sizeof(pm_gc_stats))
                         .PM_FIELD(pm_gc_stats, count).PM_FIELD(pm_gc_stats, sum_ns)
                         .PM_FIELD(pm_gc_stats, max_ns).PM_FIELD(pm_gc_stats, collected)
-                        .PM_FIELD(pm_gc_stats, slow).PM_FIELD(pm_gc_stats, unmatched).Done());
+                        .PM_FIELD(pm_gc_stats, slow).PM_FIELD(pm_gc_stats, unmatched)
+                        .PM_FIELD(pm_gc_stats, unknown_count).PM_FIELD(pm_gc_stats, unknown_sum_ns)
+                        .PM_FIELD(pm_gc_stats, unknown_max_ns).PM_FIELD(pm_gc_stats, unknown_collected).Done());
 }
 
 LayoutRegistrar registrar(Fill);

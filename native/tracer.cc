@@ -89,6 +89,7 @@ Napi::Function Tracer::Define(Napi::Env env) {
                          InstanceMethod<&Tracer::MapDump>("mapDump"),
                          InstanceMethod<&Tracer::Stats>("stats"),
                          InstanceMethod<&Tracer::AttachUsdt>("attachUsdt"),
+                         InstanceMethod<&Tracer::AttachUprobe>("attachUprobe"),
                          InstanceMethod<&Tracer::Detach>("detach"),
                          InstanceMethod<&Tracer::Flush>("flush"),
                      });
@@ -281,8 +282,8 @@ void Tracer::LoadProbe(Napi::Env env, const std::string& name, const Napi::Objec
     ProgramStatus& st = probe.programs[i++];
     if (!st.enabled) continue;
     const char* sec = bpf_program__section_name(prog);
-    if (strcmp(sec, "usdt") == 0 || strcmp(sec, "uprobe") == 0) {
-      st.deferred = true;  // attached per binary by attachUsdt()
+    if (strcmp(sec, "usdt") == 0 || strcmp(sec, "uprobe") == 0 || strcmp(sec, "uretprobe") == 0) {
+      st.deferred = true;  // attached per binary by attachUsdt() / attachUprobe()
       continue;
     }
     bpf_link* link = bpf_program__attach(prog);

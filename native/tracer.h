@@ -23,7 +23,7 @@ struct ProgramStatus {
   std::string section;  // e.g. tp_btf/sched_switch: the kernel hook
   bool enabled = true;  // false: disabled by option before load
   bool attached = false;
-  bool deferred = false;  // attached later per target (USDT)
+  bool deferred = false;  // attached later per target (USDT, uprobe)
   Failure failure;
   bpf_link* link = nullptr;
 };
@@ -54,6 +54,7 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   Napi::Value MapDump(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value AttachUsdt(const Napi::CallbackInfo& info);
+  Napi::Value AttachUprobe(const Napi::CallbackInfo& info);  // tracer_uprobe.cc
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value Flush(const Napi::CallbackInfo& info);
 
@@ -73,7 +74,7 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   std::unique_ptr<RecordReader> reader_;
   Napi::ThreadSafeFunction tsfn_;
   Napi::FunctionReference on_records_;
-  std::map<uint32_t, bpf_link*> extra_links_;  // USDT attachments by id
+  std::map<uint32_t, bpf_link*> extra_links_;  // USDT and uprobe attachments by id
   uint32_t next_link_id_ = 1;
   bool closed_ = false;
   bool cleanup_hook_ = false;

@@ -8,7 +8,7 @@ import {
   type Identity, type Marker, type ServerMessage, type Service, type ServiceBucket, type HostBucket, type DeviceBucket,
   type Verdict, type Evidence, type CgroupLimits, type WorkerTimeline, type IncidentSummary,
   type Worker, type Snapshot, type Feature, type WorkerBucket, type Lost, type BundleReady,
-  type Subscribe, type Unsubscribe, type HistoryRequest, type ProtoErrorMessage,
+  type Subscribe, type Unsubscribe, type HistoryRequest, type ProtoErrorMessage, type PyFrame, type PyThread, type PyStackSample,
 } from '../agent/proto';
 import { loadCodec } from '../agent/proto-node';
 
@@ -66,11 +66,14 @@ const cgroupLimits: Required<CgroupLimits> = {
   path: '/test.slice', memoryMaxBytes: 512 * 2 ** 20, memoryHighBytes: 0, memoryCurrentBytes: 500 * 2 ** 20,
   memoryPeakBytes: 512 * 2 ** 20, cpuQuotaUs: 50000, cpuPeriodUs: 100000, pidsMax: 512, memoryEvents: { oom: 1, oom_kill: 1 },
 };
+const pyFrame: Required<PyFrame> = { file: '/srv/app.py', function: 'slow_report', line: 8 };
+const pyThread: Required<PyThread> = { tid: 4242, name: 'gunicorn: worke', frames: [pyFrame], isMain: true, holdsGil: false, truncated: false };
+const pyStackSample: Required<PyStackSample> = { tMs: 1764170002500, pid: 4242, threads: [pyThread], error: '', pythonVersion: '3.11.2' };
 const bundle: Required<Bundle> = {
   formatVersion: BUNDLE_FORMAT_VERSION, id: '20251126-170003-4242-ab12', createdMs: 1764170003100, host: 'host1',
   agentVersion: '0.1.0', worker: identity, service, verdict, timelines: [timeline], serviceBuckets: [serviceBucket],
   hostBuckets: [hostBucket], markers: [marker], cgroupLimits, windowStartMs: 1764169703000, windowEndMs: 1764170003000,
-  lostRecords: 5, intervalMs: 1000, kernel: '6.18.0',
+  lostRecords: 5, intervalMs: 1000, kernel: '6.18.0', stacks: [pyStackSample],
 };
 const incident: Required<IncidentSummary> = {
   id: bundle.id, tMs: 1764170003000, service: 'app:app', serviceId: 'gunicorn:8000', pid: 4242, startTicks: 2 ** 40 + 7,
@@ -104,6 +107,7 @@ describe('schema and TypeScript types stay in step', () => {
     Bundle: bundle, IncidentSummary: incident, Feature: feature, Hello: hello, Worker: worker, Snapshot: snapshot,
     WorkerBucket: workerBucket, Delta: delta, Death: death, BundleReady: bundleReady, Lost: lost, History: history,
     Error: errorMessage, Subscribe: subscribe, Unsubscribe: unsubscribe, HistoryRequest: historyRequest,
+    PyFrame: pyFrame, PyThread: pyThread, PyStackSample: pyStackSample,
   };
 
   test('every message of the .proto has a sample whose keys are exactly its fields', () => {

@@ -1,13 +1,16 @@
 /**
  * Python GC pauses from CPython's USDT probes, on real interpreters: Debian's
- * /usr/bin/python3.11 (built with probes) and a python without them.
+ * /usr/bin/python3.11 (built with probes) and pythons without them (the
+ * uprobe method for those is tested in python-gc.test.ts).
  */
 import { ChildProcess } from 'child_process';
 import { openTracer, TestTracer } from './helpers/tracer';
 import { printed, python, start, stopAll, waitFor } from './helpers/procs';
 import { RecordType } from '../agent/records';
 import { attachGcProbes, readGcHist, readGcStats } from '../agent/probes/pygc';
-import { findGcProbeTarget, scanPythonInterpreters } from '../agent/python-usdt';
+import { createInterpreterCache } from '../agent/python/interpreter';
+import { scanPythonInterpreters } from '../agent/python/scan';
+import { pyenvLibpython, pyenvPython } from './helpers/python';
 
 const GC_MIN_US = 1000;
 
@@ -54,10 +57,10 @@ describe('pygc: GC pauses from python:gc__start/gc__done', () => {
     const child = python(GC_SCRIPT, { stdio: ['pipe', 'pipe', 'pipe'] });
     await printed(child, /ready/);
     const pid = child.pid!;
-    const target = findGcProbeTarget(pid);
-    expect(target).toMatchObject({ path: '/usr/bin/python3.11', hasProbes: true });
+    const found = createInterpreterCache().resolve(pid);
+    expect(found).toMatchObject({ ok: true, process: { binary: { path: '/usr/bin/python3.11', gcUsdt: true, kind: 'executable' } } });
     t.tracer.track(pid);
-    const links = attachGcProbes(t.tracer, target.path, pid);
+    const links = attachGcProbes(t.tracer, '/usr/bin/python3.11', pid);
     expect(links).toHaveLength(2);
 
     const own = await gcWorkload(child);
@@ -113,24 +116,25 @@ describe('pygc: GC pauses from python:gc__start/gc__done', () => {
     for (const l of links) t.tracer.detach(l);
   });
 
-  test('a python built without probes is reported as such, by pid and by the host scan', async () => {
+  test('pythons without probes are reported as such, by pid and by the host scan, with the method they get instead', async () => {
     const all = scanPythonInterpreters();
     const debian = all.find((i) => i.realPath === '/usr/bin/python3.11');
-    expect(debian).toMatchObject({ hasGcProbes: true });
-    expect(debian!.probes).toEqual(expect.arrayContaining(['gc__start', 'gc__done']));
-    const without = all.find((i) => !i.hasGcProbes && /^python3\.\d+$/.test(require('path').basename(i.realPath)));
-    expect(without).toBeDefined();
-    expect(without!.reason).toMatch(/no python:gc__\* USDT probes/);
+    expect(debian).toMatchObject({ gcMethod: 'usdt', stacks: true });
+    expect(debian!.usdtProbes).toEqual(expect.arrayContaining(['gc__start', 'gc__done']));
+    const pyenv12 = all.find((i) => i.realPath === pyenvPython(12));
+    expect(pyenv12).toMatchObject({ gcMethod: 'uprobe', runtimeFile: pyenvLibpython(12), stacks: true, usdtProbes: [] });
+    expect(pyenv12!.gcReason).toMatch(/gc_collect_main\(\)/);
+    const pyenv7 = all.find((i) => /\/3\.7\.\d+\/bin\/python3\.7$/.test(i.realPath));
+    expect(pyenv7).toMatchObject({ gcMethod: 'none', stacks: false });
+    expect(pyenv7!.gcReason).toMatch(/no python:gc__\* USDT probes.*no known GC entry point for Python 3\.7/);
 
-    const child = start(without!.realPath, ['-c', 'import sys; print("ready", flush=True); sys.stdin.readline()'], {
+    const child = start(pyenvPython(12), ['-c', 'import sys; print("ready", flush=True); sys.stdin.readline()'], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     await printed(child, /ready/);
-    const target = findGcProbeTarget(child.pid!);
-    expect(target.hasProbes).toBe(false);
-    expect(target.reason).toMatch(/no python:gc__\* USDT probes/);
-    expect(target.path).toBe(without!.probeFile);
-    // Attaching anyway fails with a reason instead of silently measuring nothing.
-    expect(() => attachGcProbes(t.tracer, target.path, child.pid!)).toThrow(/gc__start/);
+    const found = createInterpreterCache().resolve(child.pid!);
+    expect(found).toMatchObject({ ok: true, process: { binary: { gcUsdt: false, path: pyenvLibpython(12) } } });
+    // Attaching USDT anyway fails with a reason instead of silently measuring nothing.
+    expect(() => attachGcProbes(t.tracer, pyenvLibpython(12), child.pid!)).toThrow(/gc__start/);
   });
 });

@@ -1,15 +1,13 @@
 /**
  * Layouts and decoders of the disk, tcp and pygc probes against the C headers
  * (sizes and offsets reported by the addon), plus the user-space parsers they
- * rely on: /proc/net/tcp lines and ELF stapsdt notes (checked against readelf).
+ * rely on: /proc/net/tcp lines. (ELF stapsdt notes: test/python-elf.test.ts.)
  */
-import { execFileSync } from 'child_process';
 import { loadAddon } from '../agent/native';
 import { LAYOUT, RecordType, decodeBatch } from '../agent/records';
 import type { AnyRecord } from '../agent/probes';
 import { BIO_SLOW, GC_PAUSE, TCP_EVENT, decodeTcpStats, TCP_STATS, devName } from '../agent/probes';
 import { parseProcNetTcp, countTcpSockets } from '../agent/sockets';
-import { readElfInfo, hasGcProbes } from '../agent/python-usdt';
 
 const MINE = ['bio_slow', 'disk_stats', 'tcp_event', 'tcp_port', 'tcp_stats', 'tcp_listen', 'gc_pause', 'gc_stats'];
 
@@ -100,25 +98,5 @@ describe('/proc/net/tcp parsing', () => {
     expect(c.local).toEqual({ LISTEN: 2, CLOSE_WAIT: 1 });
     expect(c.remote).toEqual({ FIN_WAIT2: 1 });
     expect(c.listen).toEqual({ depth: 7, sockets: 2 });
-  });
-});
-
-describe('stapsdt notes', () => {
-  test('the TS ELF reader finds the same python probes as readelf -n', () => {
-    const info = readElfInfo('/usr/bin/python3.11')!;
-    const ours = info.notes.filter((n) => n.provider === 'python').map((n) => `${n.name}@${n.pc.toString(16)}`).sort();
-    const text = execFileSync('readelf', ['-n', '/usr/bin/python3.11'], { encoding: 'utf8' });
-    const theirs: string[] = [];
-    const re = /Provider: python\s+Name: (\S+)\s+Location: 0x0*([0-9a-f]+)/g;
-    for (let m = re.exec(text); m; m = re.exec(text)) theirs.push(`${m[1]}@${m[2]}`);
-    expect(ours).toEqual(theirs.sort());
-    expect(hasGcProbes(info)).toBe(true);
-    const gc = info.notes.find((n) => n.name === 'gc__start')!;
-    expect(gc.semaphore).not.toBe(0n); // libbpf must raise it: CPython checks it before firing
-  });
-
-  test('a file without notes, and a non-ELF file', () => {
-    expect(readElfInfo('/bin/true')!.notes.filter((n) => n.provider === 'python')).toEqual([]);
-    expect(readElfInfo('/etc/hostname')).toBeNull();
   });
 });
