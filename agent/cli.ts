@@ -11,7 +11,7 @@ import { log } from './log';
 import { runPremortem } from './run';
 import { createBundleStore, bundleToJson } from './store';
 import type { Bundle, Bucket } from './proto';
-import { formatBytes } from './verdict';
+import { formatBytes } from './deaths/verdict';
 
 const USAGE = `usage: premortem <command> [options]
 
@@ -150,7 +150,7 @@ async function cmdRun(p: Parsed): Promise<void> {
     process.stdout.write(lines.join('\n') + '\n');
   });
   running.agent.on('death', (d) => {
-    if (quiet && !d.verdict.failure) return; // planned exits (recycling) can come by the thousand
+    if (!d.verdict || (quiet && !d.verdict.failure)) return; // planned exits (recycling) can come by the thousand
     process.stdout.write(`!! ${d.verdict.kind}: ${d.verdict.summary}\n`);
   });
   // The agent's own timers do not hold Node open (so tests can stop it); the command does.

@@ -25,7 +25,7 @@ import * as http from 'http';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { cgroupMounts } from './cgroup';
+import { cgroupMounts } from './cgroup/memory';
 import { createLogger } from './log';
 import { runPremortem, type Running } from './run';
 

@@ -4,19 +4,9 @@
  * cooldown keeps one condition from raising a marker every interval.
  */
 import type { Thresholds } from './config';
-import type { Bucket, Marker, ServiceBucket, Severity } from './proto';
-import { formatBytes } from './verdict';
-
-export interface Subject {
-  pid: number;
-  startTicks: number;
-  serviceId: string;
-}
-
-export function marker(tMs: number, kind: string, subject: Subject, severity: Severity, message: string,
-  numbers: Record<string, number> = {}, details: Record<string, string> = {}): Marker {
-  return { tMs, kind, pid: subject.pid, startTicks: subject.startTicks, serviceId: subject.serviceId, severity, message, numbers, details };
-}
+import type { Bucket, Marker, ServiceBucket } from './proto';
+import { marker, serviceSubject, Subject } from './core/markers';
+import { formatBytes } from './deaths/verdict';
 
 /** Markers of one worker's newest bucket. `hostMemTotal` is the limit when no cgroup limit is known. */
 export function workerMarkers(b: Bucket, subject: Subject, t: Thresholds, hostMemTotal: number): Marker[] {
@@ -50,7 +40,7 @@ export function workerMarkers(b: Bucket, subject: Subject, t: Thresholds, hostMe
 
 /** Markers of one service's newest bucket; `history` is its earlier buckets, oldest first. */
 export function serviceMarkers(b: ServiceBucket, history: ServiceBucket[], t: Thresholds, intervalMs: number): Marker[] {
-  const subject = { pid: 0, startTicks: 0, serviceId: b.serviceId };
+  const subject = serviceSubject(b.serviceId);
   const out: Marker[] = [];
   if (b.backlogMax > 0 && b.backlogDepth >= t.backlogNearFullRatio * b.backlogMax)
     out.push(marker(b.tMs, 'backlog-near-full', subject, b.backlogDepth >= b.backlogMax ? 'critical' : 'warning',
@@ -75,22 +65,7 @@ export function serviceMarkers(b: ServiceBucket, history: ServiceBucket[], t: Th
 export function restartStorm(serviceId: string, deathTimes: number[], now: number, t: Thresholds): Marker | undefined {
   const recent = deathTimes.filter((d) => d > now - t.restartStormWindowS * 1000);
   if (recent.length < t.restartStormDeaths) return undefined;
-  return marker(now, 'restart-storm', { pid: 0, startTicks: 0, serviceId }, 'critical',
+  return marker(now, 'restart-storm', serviceSubject(serviceId), 'critical',
     `${recent.length} workers died within ${t.restartStormWindowS} s`,
     { deaths: recent.length, windowS: t.restartStormWindowS });
-}
-
-/** Suppresses repeats of one marker kind for one subject within the cooldown. */
-export class Cooldown {
-  private last = new Map<string, number>();
-  constructor(private readonly ms: number, private readonly maxKeys = 10_000) {}
-
-  admit(m: Marker): boolean {
-    const key = `${m.kind}|${m.serviceId}|${m.pid}|${m.startTicks}`;
-    const prev = this.last.get(key);
-    if (prev !== undefined && m.tMs - prev < this.ms) return false;
-    if (this.last.size >= this.maxKeys) this.last.clear(); // bound: forget rather than grow
-    this.last.set(key, m.tMs);
-    return true;
-  }
 }

@@ -25,6 +25,11 @@ export const RECORD_TYPE_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(RecordType).map(([name, n]) => [n, name]),
 );
 
+/** The snake_case name of a record type, as /metrics and /api/health label it: RunqSlow -> runq_slow. */
+export const RECORD_METRIC_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(RecordType).map(([name, n]) => [n, name.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase()]),
+);
+
 export interface StructSpec {
   size: number;
   type?: number;
@@ -106,6 +111,11 @@ export function registerDecoder(type: number, minSize: number, decode: Decoder):
   minSizes[type] = minSize;
 }
 
+/** Whether a record type has a decoder (the probes register theirs when agent/probes is imported). */
+export function hasDecoder(type: number): boolean {
+  return decoders[type] !== undefined;
+}
+
 export class RecordFormatError extends Error {
   readonly code = 'PREMORTEM_ERR_RECORD_FORMAT';
 }
@@ -159,11 +169,6 @@ export function decodeHist(buf: ArrayBuffer, offset = 0): Histogram {
     sumNs: u64(dv, LAYOUT.hist.offsets.sum_ns),
     maxNs: u64(dv, LAYOUT.hist.offsets.max_ns),
   };
-}
-
-/** Lower bound in µs of a histogram slot. */
-export function slotLowUs(slot: number): number {
-  return slot === 0 ? 0 : 2 ** (slot - 1);
 }
 
 /** Upper bound in µs of a histogram slot (exclusive). */

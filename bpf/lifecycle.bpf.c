@@ -214,7 +214,7 @@ int BPF_PROG(sched_process_exit, struct task_struct *p, bool group_dead)
 		r->proc_min_flt = BPF_CORE_READ(sig, min_flt) + r->min_flt;
 		r->proc_maj_flt = BPF_CORE_READ(sig, maj_flt) + r->maj_flt;
 		__builtin_memcpy(r->comm, p->comm, PM_COMM_LEN);
-		pm_submit_urgent(r);
+		pm_submit(r);
 	}
 	if (group_dead) {
 		/* After the record: the process is gone, its pid may be reused. */
@@ -263,7 +263,7 @@ int BPF_PROG(signal_generate, int sig, struct kernel_siginfo *info, struct task_
 	r->kernel = code > 0 ? PM_SIG_FROM_KERNEL : PM_SIG_FROM_USER;
 	__builtin_memcpy(r->comm, task->comm, PM_COMM_LEN);
 	__builtin_memcpy(r->sender_comm, cur->comm, PM_COMM_LEN);
-	pm_submit_urgent(r);
+	pm_submit(r);
 	return 0;
 }
 
@@ -350,6 +350,6 @@ int BPF_PROG(mark_victim, struct task_struct *task, uid_t uid)
 	}
 	__builtin_memcpy(r->comm, task->comm, PM_COMM_LEN);
 	__builtin_memcpy(r->trigger_comm, cur->comm, PM_COMM_LEN);
-	pm_submit_urgent(r);
+	pm_submit(r);
 	return 0;
 }

@@ -1,6 +1,7 @@
 /** Pre-failure detectors over recorded buckets (pure logic). */
 import { DEFAULT_THRESHOLDS } from '../agent/config';
-import { Cooldown, restartStorm, serviceMarkers, workerMarkers } from '../agent/detectors';
+import { restartStorm, serviceMarkers, workerMarkers } from '../agent/detectors';
+import { Cooldown } from '../agent/core/markers';
 import type { Bucket, ServiceBucket } from '../agent/proto';
 
 const MiB = 1 << 20;

@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { classify, discover, isPythonProcess, serviceName } from '../agent/discovery';
+import { classify, discover, isPythonProcess, serviceName } from '../agent/registry/discovery';
 import { python, stopAll, waitFor } from './helpers/procs';
 import { freePort } from './helpers/services';
 

@@ -11,7 +11,7 @@ import { createMemoryCgroup, TestMemoryCgroup } from './helpers/cgroup';
 import { RecordType } from '../agent/records';
 import { OomKind, SignalResult } from '../agent/probes/lifecycle';
 import { decodeRssLast } from '../agent/probes/memory';
-import { cgroupMounts, memoryCgroupOf, readMemoryCgroup } from '../agent/cgroup';
+import { cgroupMounts, memoryCgroupOf, readMemoryCgroup } from '../agent/cgroup/memory';
 
 const LIMIT = 96 << 20;
 const TICK_NS = 1e7;

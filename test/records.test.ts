@@ -4,9 +4,8 @@
  * batches are walked safely.
  */
 import { loadAddon } from '../agent/native';
-import { LAYOUT, LAYOUT_VERSION, RecordType, decodeBatch, decodeHist, HIST_SLOTS, COMM_LEN } from '../agent/records';
-import '../agent/probes';
-import { FLOOD, RUNQ_SLOW } from '../agent/probes';
+import { LAYOUT, LAYOUT_VERSION, RecordType, decodeBatch, decodeHist, hasDecoder, HIST_SLOTS, COMM_LEN } from '../agent/records';
+import { FLOOD, PROBES, RUNQ_SLOW } from '../agent/probes';
 
 describe('record layout', () => {
   const native = loadAddon().layout();
@@ -118,5 +117,21 @@ describe('decodeBatch', () => {
     expect(h.slots[3]).toBe(5);
     expect(h.slots.length).toBe(HIST_SLOTS);
     expect([h.count, h.sumNs, h.maxNs]).toEqual([5, 25_000, 7_000]);
+  });
+});
+
+describe('the probe list', () => {
+  test('every record type is declared by one probe and has a decoder', () => {
+    const declared = PROBES.flatMap((p) => p.records);
+    for (const type of Object.values(RecordType)) {
+      expect(declared.filter((t) => t === type)).toHaveLength(1);
+      expect(hasDecoder(type)).toBe(true);
+    }
+  });
+
+  test('every probe in the list is a kernel object the addon builds', () => {
+    const built = loadAddon().probeNames();
+    for (const p of PROBES) expect(built).toContain(p.name);
+    expect([...built].sort()).toEqual(PROBES.map((p) => p.name).sort());
   });
 });

@@ -7,7 +7,7 @@ import { loadAddon } from '../agent/native';
 import { LAYOUT, RecordType, decodeBatch } from '../agent/records';
 import type { AnyRecord } from '../agent/probes';
 import { BIO_SLOW, GC_PAUSE, TCP_EVENT, decodeTcpStats, TCP_STATS, devName } from '../agent/probes';
-import { parseProcNetTcp, countTcpSockets } from '../agent/sockets';
+import { parseProcNetTcp, countTcpSockets } from '../agent/sampling/sockets';
 
 const MINE = ['bio_slow', 'disk_stats', 'tcp_event', 'tcp_port', 'tcp_stats', 'tcp_listen', 'gc_pause', 'gc_stats'];
 

@@ -13,7 +13,7 @@ import { openTracer, TestTracer } from './helpers/tracer';
 import { printed, python, sleep, start, stopAll, waitFor } from './helpers/procs';
 import { RecordType } from '../agent/records';
 import { TcpEvent, TcpState, TcpWatcher } from '../agent/probes/tcp';
-import { countTcpSockets, listenBacklogSs } from '../agent/sockets';
+import { countTcpSockets, listenBacklogSs } from '../agent/sampling/sockets';
 
 const CLOSE_WAIT_MS = 400;
 

@@ -1,5 +1,5 @@
 /** Verdict rules over recorded evidence sequences (pure logic). */
-import { decideVerdict, DeathFacts } from '../agent/verdict';
+import { decideVerdict, DeathFacts } from '../agent/deaths/verdict';
 
 const T = Date.UTC(2026, 10, 26, 12, 3, 7, 412);
 const exit = (o: Partial<DeathFacts['exit']> = {}) => ({ pid: 4242, comm: 'gunicorn', tMs: T, exitStatus: 0, termSignal: 0, coreDumped: false, ...o });

@@ -75,9 +75,6 @@ static __always_inline void pm_submit(void *rec)
 	bpf_ringbuf_submit(rec, avail >= pm_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
-/* Same, for records someone waits on (exits, kills): the reader's poll picks
- * them up within its interval either way, so this only documents intent. */
-#define pm_submit_urgent(rec) pm_submit(rec)
 
 static __always_inline __u32 pm_log2(__u64 v)
 {

@@ -6,7 +6,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { cgroupMounts } from '../../agent/cgroup';
+import { cgroupMounts } from '../../agent/cgroup/memory';
 import { sleep } from './procs';
 
 export interface TestCgroup {

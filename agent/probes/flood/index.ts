@@ -1,5 +1,5 @@
 /** flood: the synthetic record source used by benchmarks and loss tests (bpf/flood.h). */
-import { RecordHeader, RecordType, registerDecoder, registerLayout, u64 } from '../records';
+import { RecordHeader, RecordType, registerDecoder, registerLayout, u64 } from '../../records';
 
 export const FLOOD = registerLayout('flood', { size: 24, type: RecordType.Flood, offsets: { seq: 16 } });
 export const FLOOD_CFG = registerLayout('flood_cfg', { size: 8, offsets: { tgid: 0, batch: 4 } });

@@ -3,7 +3,7 @@
  * counters (bpf/lifecycle.h). Every record carries the process's start time
  * (startNs, CLOCK_BOOTTIME): pid + startNs identify a process across pid reuse.
  */
-import { COMM_LEN, RecordHeader, RecordType, cstr, registerDecoder, registerLayout, u64 } from '../records';
+import { COMM_LEN, RecordHeader, RecordType, cstr, registerDecoder, registerLayout, u64 } from '../../records';
 
 export const PATH_LEN = 256;
 

@@ -4,7 +4,7 @@
  * Both values name the process's start time: a value whose startNs differs
  * from the process you mean belongs to an earlier holder of the pid.
  */
-import { registerLayout, u64 } from '../records';
+import { registerLayout, u64 } from '../../records';
 
 export const FAULT_STATS = registerLayout('fault_stats', {
   size: 40,

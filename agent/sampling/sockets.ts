@@ -131,11 +131,6 @@ export function countTcpSockets(ports: number[], sockets = readTcpSockets()): Ma
   return out;
 }
 
-/** The accept queue depth of the listener(s) on `port` from /proc, or null when nothing listens there. */
-export function listenBacklog(port: number): { depth: number; sockets: number } | null {
-  return countTcpSockets([port]).get(port)?.listen ?? null;
-}
-
 /** Bound on how long we wait for `ss`. */
 const SS_TIMEOUT_MS = 2000;
 

@@ -4,15 +4,15 @@
  * bucket of deltas and gauges. Each reader tolerates a probe that is off: the
  * field then stays 0 and the feature list says why.
  */
-import type { Tracer } from './native';
-import { decodeHist, HIST_SLOTS, Histogram } from './records';
-import { decodeCpuStats, CpuStats } from './probes/runqlat';
-import { decodeFaultStats, decodeRssLast, FaultStats, RssLast } from './probes/memory';
-import { deviceName, readDiskProcess, readDStateHist, DiskStats } from './probes/disk';
-import type { DeviceBucket } from './proto';
-import { readGcStats, GcStats } from './probes/pygc';
-import { histPercentileUs, WorkerSample } from './timeline';
-import { CLK_TCK, PAGE_SIZE, readStat, ProcStat } from './procfs';
+import type { Tracer } from '../native';
+import { decodeHist, HIST_SLOTS, Histogram } from '../records';
+import { decodeCpuStats, CpuStats } from '../probes/runqlat';
+import { decodeFaultStats, decodeRssLast, FaultStats, RssLast } from '../probes/memory';
+import { deviceName, readDiskProcess, readDStateHist, DiskStats } from '../probes/disk';
+import type { DeviceBucket } from '../proto';
+import { readGcStats, GcStats } from '../probes/pygc';
+import { histPercentileUs, WorkerSample } from '../timeline';
+import { CLK_TCK, PAGE_SIZE, readStat, ProcStat } from '../procfs';
 
 /** Cumulative counters of one process as last read. */
 export interface Cumulative {
@@ -41,7 +41,7 @@ function safe<T>(fn: () => T | null): T | undefined {
   }
 }
 
-export function readCumulative(tracer: Tracer, pid: number, loaded: Set<string>): Cumulative {
+export function readCumulative(tracer: Tracer, pid: number, loaded: ReadonlySet<string>): Cumulative {
   const c: Cumulative = {};
   if (loaded.has('runqlat')) {
     const h = tryLookup(tracer, 'runqlat', 'runq_hist', pid);
@@ -62,7 +62,7 @@ export function readCumulative(tracer: Tracer, pid: number, loaded: Set<string>)
   return c;
 }
 
-export function readRssLast(tracer: Tracer, pid: number, loaded: Set<string>): RssLast | undefined {
+export function readRssLast(tracer: Tracer, pid: number, loaded: ReadonlySet<string>): RssLast | undefined {
   if (!loaded.has('memory')) return undefined;
   const b = tryLookup(tracer, 'memory', 'rss_last', pid);
   return b ? decodeRssLast(b) : undefined;

@@ -5,9 +5,9 @@
  * port (the service's listener and its accepted children) or, for outbound
  * watches, its remote port — never by the task that happened to run.
  */
-import type { Tracer } from '../native';
-import { RecordHeader, RecordType, registerDecoder, registerLayout, u64 } from '../records';
-import { countTcpSockets } from '../sockets';
+import type { Tracer } from '../../native';
+import { RecordHeader, RecordType, registerDecoder, registerLayout, u64 } from '../../records';
+import { countTcpSockets } from '../../sampling/sockets';
 
 export const TCP_MAX_PORTS = 64;
 export const TCP_MAX_SLOTS = 128;

@@ -4,7 +4,7 @@
  * killer's victim record). When the evidence does not decide, the verdict is
  * `unknown` and says what is missing — never a guess presented as fact.
  */
-import type { Evidence, OomScope, Verdict, VerdictKind } from './proto';
+import type { Evidence, OomScope, Verdict, VerdictKind } from '../proto';
 
 export const SIGNAL_NAMES: Record<number, string> = {
   1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE',
@@ -55,6 +55,11 @@ export interface OomFacts {
 
 export interface DeathFacts {
   exit: ExitFacts;
+  /**
+   * false: the process vanished and its exit record was never seen (records lost, or gone
+   * between two scans); `exit` then holds only its pid, comm and about when.
+   */
+  exitSeen?: boolean;
   /** Signals the worker received, oldest first. */
   signals: SignalFacts[];
   oom?: OomFacts;
@@ -122,6 +127,17 @@ function oomKilled(f: DeathFacts, oom: OomFacts): Verdict {
   return v;
 }
 
+/** Gone without an exit record: what killed it is not known, and no bundle claims otherwise. */
+function vanished(f: DeathFacts): Verdict {
+  const v = base('unknown', f);
+  v.failure = false;
+  v.exitCode = 0;
+  v.signal = 0;
+  v.signalName = '';
+  v.summary = `pid ${f.exit.pid} (${f.exit.comm}) disappeared at about ${formatTime(f.exit.tMs)} but its exit was not seen: the cause is unknown.`;
+  return v;
+}
+
 /** Died of a stop request's default action (systemd's SIGTERM, a shell's Ctrl-C): a planned stop. */
 function stoppedBySignal(f: DeathFacts, cause: SignalFacts): Verdict {
   const v = base('exited', f);
@@ -147,6 +163,7 @@ function sender(s: SignalFacts): string {
 export function decideVerdict(f: DeathFacts): Verdict {
   const { exit } = f;
   if (f.oom) return oomKilled(f, f.oom);
+  if (f.exitSeen === false) return vanished(f);
 
   const recent = f.signals.filter((s) => s.tMs <= exit.tMs + 5 && s.tMs >= exit.tMs - SIGNAL_LOOKBACK_MS);
   const fromMaster = (s: SignalFacts) => !s.kernel && f.masterPid !== undefined && s.senderPid === f.masterPid;

@@ -1,10 +1,9 @@
 /**
- * Memory context of a process, read from files (not from BPF): its memory
- * cgroup (v1 memory controller or cgroup v2) with limit, usage and event
- * counters, the host's memory pressure (/proc/pressure/memory) and
- * /proc/meminfo basics. These change slowly or are counters, so reading the
- * files when asked (e.g. once a second, and at a death) is enough; the
- * moment-of-death values come from the lifecycle probe's OOM record.
+ * The memory cgroup of a process, read from files (not from BPF): v1 memory
+ * controller or cgroup v2, with limit, usage and event counters. These change
+ * slowly or are counters, so reading the files when asked (e.g. once a second,
+ * and at a death) is enough; the moment-of-death values come from the
+ * lifecycle probe's OOM record, which names its cgroups by id.
  *
  * Mounts are found in /proc/self/mountinfo: this machine has v1 controllers
  * under /sys/fs/cgroup/<controller> and cgroup2 at /sys/fs/cgroup/unified.
@@ -187,69 +186,6 @@ export function readMemoryCgroup(version: 1 | 2, mount: string, cgPath: string):
       oom: ev.oom ?? 0, oomKill: ev.oom_kill ?? 0, oomGroupKill: ev.oom_group_kill ?? 0,
     },
     underOom: false,
-  };
-}
-
-export interface PsiLine {
-  avg10: number;
-  avg60: number;
-  avg300: number;
-  /** Stall time in µs since boot. */
-  totalUs: number;
-}
-
-export interface MemoryPressure {
-  /** Some tasks stalled on memory. */
-  some: PsiLine;
-  /** All non-idle tasks stalled on memory at once. */
-  full: PsiLine;
-}
-
-/** Parses a PSI file (/proc/pressure/memory or a cgroup's memory.pressure). */
-export function parsePsi(text: string): MemoryPressure | null {
-  const lines: Partial<MemoryPressure> = {};
-  for (const line of text.split('\n')) {
-    const m = /^(some|full) avg10=([\d.]+) avg60=([\d.]+) avg300=([\d.]+) total=(\d+)/.exec(line);
-    if (m) lines[m[1] as 'some' | 'full'] = { avg10: +m[2], avg60: +m[3], avg300: +m[4], totalUs: +m[5] };
-  }
-  return lines.some && lines.full ? (lines as MemoryPressure) : null;
-}
-
-/** Host memory PSI; null when the kernel has PSI disabled (the file is absent or unreadable). */
-export function readMemoryPressure(file = '/proc/pressure/memory'): MemoryPressure | null {
-  const text = readText(file);
-  return text === null ? null : parsePsi(text);
-}
-
-export interface MemInfo {
-  totalBytes: number;
-  freeBytes: number;
-  availableBytes: number;
-  buffersBytes: number;
-  cachedBytes: number;
-  swapTotalBytes: number;
-  swapFreeBytes: number;
-  shmemBytes: number;
-  anonBytes: number;
-}
-
-/** /proc/meminfo basics, in bytes. */
-export function readMemInfo(file = '/proc/meminfo'): MemInfo {
-  const kb: Record<string, number> = {};
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    const m = /^(\w+(?:\(\w+\))?):\s+(\d+)/.exec(line);
-    if (m) kb[m[1]] = Number(m[2]) * 1024;
-  }
-  return {
-    totalBytes: kb.MemTotal ?? 0,
-    freeBytes: kb.MemFree ?? 0,
-    availableBytes: kb.MemAvailable ?? 0,
-    buffersBytes: kb.Buffers ?? 0,
-    cachedBytes: kb.Cached ?? 0,
-    swapTotalBytes: kb.SwapTotal ?? 0,
-    swapFreeBytes: kb.SwapFree ?? 0,
-    shmemBytes: kb.Shmem ?? 0,
-    anonBytes: kb.AnonPages ?? 0,
   };
 }
 

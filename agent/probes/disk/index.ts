@@ -8,8 +8,8 @@
  * process's D-state histogram still shows it waiting on them.
  */
 import * as fs from 'fs';
-import type { Tracer } from '../native';
-import { COMM_LEN, Histogram, RecordHeader, RecordType, cstr, decodeHist, registerDecoder, registerLayout, u64 } from '../records';
+import type { Tracer } from '../../native';
+import { COMM_LEN, Histogram, RecordHeader, RecordType, cstr, decodeHist, registerDecoder, registerLayout, u64 } from '../../records';
 
 export const BIO_SLOW = registerLayout('bio_slow', {
   size: 80,
@@ -39,10 +39,6 @@ export function devName(dev: number): string {
   return `${dev >>> 20}:${dev & 0xfffff}`;
 }
 
-/** The kernel dev_t of "major:minor". */
-export function devFromMajorMinor(major: number, minor: number): number {
-  return ((major << 20) | minor) >>> 0;
-}
 
 /** A block request slower than the load-time threshold (disk rodata targ_slow_us). */
 export interface BioSlowRecord extends RecordHeader {

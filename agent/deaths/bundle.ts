@@ -4,10 +4,10 @@
  * host context, cgroup limits, markers and the verdict.
  */
 import * as os from 'os';
-import type { Bundle, CgroupLimits, HostBucket, Identity, Marker, Service, ServiceBucket, Verdict, WorkerTimeline as WorkerTimelineMsg } from './proto';
-import { BUNDLE_FORMAT_VERSION } from './proto';
-import type { MemoryCgroup } from './cgroup';
-import type { CpuThrottling } from './cpu-cgroup';
+import type { Bundle, CgroupLimits, HostBucket, Identity, Marker, Service, ServiceBucket, Verdict, WorkerTimeline as WorkerTimelineMsg } from '../proto';
+import { BUNDLE_FORMAT_VERSION } from '../proto';
+import type { MemoryCgroup } from '../cgroup/memory';
+import type { CpuThrottling } from '../cgroup/cpu';
 
 export interface TimelineSource {
   identity: Identity;

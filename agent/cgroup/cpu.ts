@@ -6,7 +6,7 @@
  * cpu.cfs_quota_us/cpu.cfs_period_us (v1) or cpu.max (v2).
  */
 import * as path from 'path';
-import { cgroupMounts, parseKeyValues, readText } from './cgroup';
+import { cgroupMounts, parseKeyValues, readText } from './memory';
 
 /** Where one cgroup's CPU controller files live. */
 export interface CpuCgroup {

@@ -7,8 +7,8 @@
  * narrow or widen what auto-discovery finds.
  */
 import * as path from 'path';
-import type { Role, ServiceKind } from './proto';
-import { listeningInodes, listPids, readCgroups, readCmdline, readExe, readStat, socketInodes, unitOf, ProcStat } from './procfs';
+import type { ServiceKind } from '../proto';
+import { listeningInodes, listPids, readCgroups, readCmdline, readExe, readStat, socketInodes, unitOf, ProcStat } from '../procfs';
 
 export interface DiscoveredProcess {
   pid: number;
@@ -180,9 +180,5 @@ export function discoverExec(pid: number, sel: Selection = {}): DiscoveredServic
   return serviceOf(toProcess(st, cmdline, exe), [], [], sel, sel.autoDiscover ?? !explicit);
 }
 
-export function roleOf(service: DiscoveredService, pid: number): Role {
-  if (service.master.pid === pid) return service.workers.length ? 'master' : 'standalone';
-  return 'worker';
-}
 
 export { NOT_A_WORKER };

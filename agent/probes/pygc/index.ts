@@ -3,8 +3,8 @@
  * python:gc__start / gc__done or from a uprobe/uretprobe pair on the
  * collector's entry point (agent/python/gc.ts chooses per interpreter).
  */
-import type { Tracer } from '../native';
-import { COMM_LEN, Histogram, RecordHeader, RecordType, cstr, decodeHist, registerDecoder, registerLayout, u64 } from '../records';
+import type { Tracer } from '../../native';
+import { COMM_LEN, Histogram, RecordHeader, RecordType, cstr, decodeHist, registerDecoder, registerLayout, u64 } from '../../records';
 
 export const GC_GENERATIONS = 3;
 /** `generation` of a pause whose generation could not be read (a compiler clone of the collector). */

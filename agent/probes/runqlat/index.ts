@@ -1,5 +1,5 @@
 /** runqlat: runqueue latency records and per-process CPU counters (bpf/runqlat.h). */
-import { COMM_LEN, RecordHeader, RecordType, cstr, registerDecoder, registerLayout, u64 } from '../records';
+import { COMM_LEN, RecordHeader, RecordType, cstr, registerDecoder, registerLayout, u64 } from '../../records';
 
 export const RUNQ_SLOW = registerLayout('runq_slow', {
   size: 80,

@@ -1,0 +1,98 @@
+/**
+ * Keeping the registry in step with the host: a /proc scan every
+ * discoveryIntervalMs (new services, their workers and ports), a look at each
+ * would-be Python server the kernel saw exec (so a service that dies within a
+ * second is still seen), and a sweep for tracked processes that vanished
+ * without an exit record.
+ */
+import type { AgentOptions } from '../config';
+import type { ErrorCounter } from '../core/errors';
+import { listeningInodes, readCmdline, readStat } from '../procfs';
+import { discover, discoverExec, NOT_A_WORKER, Selection } from './discovery';
+import type { Registry } from './registry';
+import type { WorkerState } from './state';
+
+/** The host's listening sockets are re-read at most this often (every socket of the host is walked). */
+const LISTENING_REFRESH_MS = 5000;
+/** A command line is kept up to this length. */
+const MAX_CMDLINE = 512;
+
+export interface Watch {
+  start(): void;
+  stop(): void;
+  /** The kernel saw an untracked process exec something named like a Python server. */
+  candidateExec(pid: number): void;
+  /** Listening TCP sockets of the host (inode -> port), cached. */
+  listening(): Map<number, number>;
+}
+
+export function selectionOf(o: AgentOptions): Selection {
+  return { pids: o.pids, match: o.match, cgroup: o.cgroup, exclude: o.exclude, autoDiscover: o.autoDiscover || !(o.pids.length || o.match || o.cgroup) };
+}
+
+export function createWatch(options: AgentOptions, registry: Registry, errors: ErrorCounter, onVanished: (w: WorkerState, tMs: number) => void): Watch {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let listeningCache: { tMs: number; map: Map<number, number> } | undefined;
+  const selection = selectionOf(options);
+
+  const listening = () => {
+    const now = Date.now();
+    if (!listeningCache || now - listeningCache.tMs >= LISTENING_REFRESH_MS) listeningCache = { tMs: now, map: listeningInodes() };
+    return listeningCache.map;
+  };
+
+  const scan = () => {
+    if (stopped) return;
+    try {
+      for (const svc of discover(selection, process.pid, process.ppid, listening)) registry.adoptService(svc);
+    } catch (e) {
+      errors.count('discovery', e);
+      return;
+    }
+    sweep();
+  };
+
+  const sweep = () => {
+    for (const w of registry.workers.values()) {
+      if (!w.alive || w.judging) continue;
+      const st = readStat(w.identity.pid);
+      if (st && st.startTicks === w.identity.startTicks && st.state !== 'Z') continue;
+      if (st && st.state === 'Z') continue; // exit record is on its way or the parent has yet to reap
+      onVanished(w, Date.now()); // judged from what is known
+    }
+    // A child registered between its fork and its exec may turn out to be a pool helper.
+    for (const w of [...registry.workers.values()]) {
+      if (!w.alive || w.judging || w.identity.role !== 'worker') continue;
+      const cmd = readCmdline(w.identity.pid);
+      if (!cmd) continue;
+      const line = cmd.join(' ');
+      if (NOT_A_WORKER.test(line)) registry.retire(w, true);
+      else if (line !== w.identity.cmdline && line) w.identity.cmdline = line.slice(0, MAX_CMDLINE);
+    }
+    registry.forgetIdleServices(Date.now());
+  };
+
+  return {
+    start() {
+      for (const pid of options.pids) registry.trackPid(pid);
+      scan();
+      timer = setInterval(scan, options.discoveryIntervalMs);
+      timer.unref?.();
+    },
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+    candidateExec(pid) {
+      if (stopped) return;
+      try {
+        const d = discoverExec(pid, selection);
+        if (d) registry.adoptService(d);
+      } catch (e) {
+        errors.count('discovery', e);
+      }
+    },
+    listening,
+  };
+}
