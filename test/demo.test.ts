@@ -1,5 +1,5 @@
 /**
- * `npm run demo` end to end: the real CLI (dist/agent/demo.js) runs for a
+ * `npm run demo` end to end: the real CLI (dist/bench/demo/demo.js) runs for a
  * bounded time; within it at least two post-mortems with different verdicts
  * are written, the viewer shows them (screenshots for the README), and when
  * it stops every process it started is gone and its cgroups are removed.
@@ -59,7 +59,7 @@ afterAll(async () => {
 });
 
 test(`the demo shows two post-mortems with different verdicts within ${DURATION_S} s and leaves nothing behind`, async () => {
-  const script = path.join(ROOT, 'dist', 'agent', 'demo.js');
+  const script = path.join(ROOT, 'dist', 'bench', 'demo', 'demo.js');
   expect(fs.existsSync(script)).toBe(true); // built by npm test / npm run build
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   fs.mkdirSync(DOCS, { recursive: true });

@@ -1,5 +1,5 @@
 /**
- * Soak, reliability 11: the demo fleet (agent/demo.ts: two gunicorn services in
+ * Soak, reliability 11: the demo fleet (bench/demo/demo.ts: two gunicorn services in
  * trouble, CPU hogs, a memory leak that ends in OOM kills, a master timeout)
  * runs for PREMORTEM_SOAK_MINUTES (default 30) as its own process, and on top:
  *   - every FLOOD_EVERY_S a burst of 2,000 forks/s for 5 s from a master the

@@ -17,7 +17,7 @@
  * both. Everything this demo starts is stopped by pid and every cgroup it
  * made is removed, on Ctrl-C, SIGTERM, --duration expiry and process exit.
  *
- *   node dist/agent/demo.js [--port 7070] [--duration S] [--data-dir DIR]
+ *   node dist/bench/demo/demo.js [--port 7070] [--duration S] [--data-dir DIR]
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -25,9 +25,10 @@ import * as http from 'http';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { cgroupMounts } from './cgroup/memory';
-import { createLogger } from './log';
-import { runPremortem, type Running } from './run';
+import { cgroupMounts } from '../../agent/cgroup/memory';
+import { createLogger } from '../../agent/log';
+import { projectRoot } from '../../agent/native';
+import { runPremortem, type Running } from '../../agent/run';
 
 /** Limits of the demo (all bounded: the demo must never hurt the host). */
 const DEMO = {
@@ -77,80 +78,9 @@ function parseArgs(argv: string[]): Args {
 
 // ---------------------------------------------------------------- the fleet's code
 
-const API_PY = `
-import time
-from flask import Flask
-app = Flask(__name__)
-
-@app.route('/')
-def index():
-    return 'demo-api ok\\n'
-
-@app.route('/work')
-def work():
-    # A few ms of CPU per request: under the hogs, each one waits for the CPU.
-    total = 0
-    for i in range(60000):
-        total += i * i
-    return str(total)
-
-@app.route('/slow')
-def slow():
-    # Blocks past gunicorn's --timeout: the arbiter kills this worker.
-    time.sleep(120)
-    return 'too late\\n'
-`;
-
-const INGEST_PY = `
-from flask import Flask
-app = Flask(__name__)
-HOARD = []
-
-@app.route('/')
-def index():
-    return 'demo-ingest ok\\n'
-
-@app.route('/leak')
-def leak():
-    # Keeps what it allocates (pages touched): the worker grows until the cgroup's OOM killer acts.
-    HOARD.append(b'x' * ${DEMO.leakPerRequestBytes})
-    return 'holding %d MiB\\n' % (len(HOARD) * ${DEMO.leakPerRequestBytes >> 20})
-`;
-
-/** gunicorn config of demo-api: a listener in the arbiter that never closes what it accepts. */
-function apiConf(leakPort: number): string {
-  return `
-import socket, threading
-timeout = ${DEMO.gunicornTimeoutS}
-graceful_timeout = 2
-
-def _close_wait_leak():
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(('127.0.0.1', ${leakPort}))
-    srv.listen(128)
-    held = []
-    while True:
-        conn, _ = srv.accept()
-        held.append(conn)  # never read, never closed: the peer's FIN leaves it in CLOSE_WAIT
-        if len(held) > ${DEMO.closeWaitKeep}:
-            held.pop(0).close()
-
-def when_ready(server):
-    threading.Thread(target=_close_wait_leak, name='close-wait-leak', daemon=True).start()
-`;
-}
-
-const HOG_PY = (seconds: number) => `
-import ctypes, time
-ctypes.CDLL(None).prctl(15, b'cpu-hog', 0, 0, 0)   # PR_SET_NAME: the culprit's name in slow-wakeup markers
-deadline = time.monotonic() + ${seconds}
-while time.monotonic() < deadline:
-    end = time.monotonic() + 3.0          # 3 s busy, 1 s idle: contention comes in waves
-    while time.monotonic() < end:
-        pass
-    time.sleep(1.0)
-`;
+/** The fleet's Python code (bench/demo/*.py), copied into the demo's own directory. */
+const FLEET_FILES = ['api.py', 'ingest.py', 'api_conf.py', 'hog.py'];
+const fleetSource = (file: string) => path.join(projectRoot(), 'bench', 'demo', file);
 
 // ---------------------------------------------------------------- helpers
 
@@ -253,9 +183,9 @@ export async function startDemo(args: Args): Promise<DemoHandle> {
 
   try {
     const [apiPort, leakPort, ingestPort] = [await freePort(), await freePort(), await freePort()];
-    fs.writeFileSync(path.join(appDir, 'api.py'), API_PY);
-    fs.writeFileSync(path.join(appDir, 'ingest.py'), INGEST_PY);
-    fs.writeFileSync(path.join(appDir, 'api_conf.py'), apiConf(leakPort));
+    for (const f of FLEET_FILES) fs.copyFileSync(fleetSource(f), path.join(appDir, f));
+    const env = { ...process.env, DEMO_LEAK_BYTES: String(DEMO.leakPerRequestBytes), DEMO_TIMEOUT_S: String(DEMO.gunicornTimeoutS),
+      DEMO_LEAK_PORT: String(leakPort), DEMO_CLOSE_WAIT_KEEP: String(DEMO.closeWaitKeep) };
 
     // Cgroups: the ingest service gets the memory limit; the api one none (it is there to find every pid at cleanup).
     cgroups.push(makeCgroup(`${tag}-ingest`, DEMO.ingestMemoryLimitBytes));
@@ -272,7 +202,7 @@ export async function startDemo(args: Args): Promise<DemoHandle> {
     const launch = (cg: DemoCgroup, cpuList: string | null, gunicornArgs: string[], name: string) => {
       const pin = cpuList ? `exec taskset -c ${cpuList} "$@"` : 'exec "$@"';
       const child = spawn('/bin/sh', ['-c', `echo $$ > ${cg.dir}/cgroup.procs && ${pin}`, 'sh', GUNICORN, ...gunicornArgs],
-        { cwd: appDir, stdio: ['ignore', 'ignore', 'pipe'] });
+        { cwd: appDir, env, stdio: ['ignore', 'ignore', 'pipe'] });
       let errTail = '';
       child.stderr?.on('data', (d: Buffer) => { errTail = (errTail + d.toString()).slice(-2000); });
       child.once('exit', (code, sig) => { if (!stopping) say(`${name} master exited (${code ?? sig}); last output: ${errTail.trim().split('\n').slice(-3).join(' | ')}`); });
@@ -284,7 +214,7 @@ export async function startDemo(args: Args): Promise<DemoHandle> {
     const hogSeconds = Math.min(DEMO.maxLoadS, (args.durationS ?? DEMO.maxLoadS) + 5);
     for (let i = 0; i < DEMO.cpuHogs; i++) {
       // The hogs live in the api cgroup too, so that cleanup finds them even if their pid is lost.
-      const hog = spawn('/bin/sh', ['-c', `echo $$ > ${apiCg.dir}/cgroup.procs && exec taskset -c 0 ${PYTHON} -c "$1"`, 'sh', HOG_PY(hogSeconds)], { stdio: 'ignore' });
+      const hog = spawn('/bin/sh', ['-c', `echo $$ > ${apiCg.dir}/cgroup.procs && exec taskset -c 0 ${PYTHON} "$@"`, 'sh', path.join(appDir, 'hog.py'), String(hogSeconds)], { stdio: 'ignore' });
       children.push(hog);
     }
 
