@@ -8,7 +8,7 @@
  *   - dd with oflag=direct on the real disk (block requests);
  *   - a tracked GC-heavy python3.11 with the gc probes attached.
  * The sysctl is restored afterwards. Not a test: run as root,
- * `node dist/bench/signals2.js` after `npm run build`.
+ * `node dist/bench/cost-disk-tcp-gc.js` after `npm run build`.
  */
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';

@@ -8,7 +8,7 @@
  *             the cost every other process on the host pays (one pid-filter lookup);
  *  tracked    the same, tracked (with follow-forks): counting, RSS writes, records.
  *
- * Run: node dist/bench/signals1.js   (root; after npm run build)
+ * Run: node dist/bench/cost-lifecycle-memory.js   (root; after npm run build)
  */
 import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
