@@ -79,6 +79,8 @@ export interface TracerStats {
   /** Times the reader waited because JS had not taken its batches. */
   queueWaits: number;
   queued: number;
+  /** The reader is held by {@link Tracer.pause}. */
+  paused: boolean;
   /** Exceptions thrown by onRecords (caught; never escape into Node). */
   callbackErrors: number;
   ringBufferBytes: number;
@@ -104,6 +106,17 @@ export class Tracer {
   detach(linkId: number): boolean;
   /** Delivers every queued batch now, synchronously. */
   flush(): void;
+  /**
+   * Holds the reader thread: once this returns, no record leaves the ring
+   * buffer until {@link Tracer.resume} (batches already queued are still
+   * delivered). When the ring buffer is full the kernel drops new records and
+   * counts them in `stats().dropped`, exactly as when JS falls behind: tests
+   * and the ingest benchmark force loss with it, whatever the machine's speed.
+   * Idempotent; `close()` still drains everything.
+   */
+  pause(): void;
+  /** Lets a paused reader read the ring buffer again. Idempotent. */
+  resume(): void;
 }
 
 export interface StructLayout {

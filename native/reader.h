@@ -2,7 +2,8 @@
 // fixed-layout records in one byte vector) and hands them to the JS thread
 // through a bounded queue. When the queue is full the thread waits, the ring
 // buffer fills, and the kernel counts what it cannot reserve: loss happens in
-// one place, where it is counted.
+// one place, where it is counted. Pause() holds the thread the same way on
+// purpose (tests and the ingest benchmark force loss with it, at any speed).
 #pragma once
 
 #include <atomic>
@@ -45,6 +46,14 @@ class RecordReader {
   // into the queue (without bound: nothing is lost at close).
   void Stop();
 
+  // Holds the thread: from return on, no record leaves the ring buffer until
+  // Resume() (or Stop(), which still drains). Batches already queued are still
+  // delivered. Returns once the thread is held: paused, or waiting for queue
+  // space (then it pauses before reading another record).
+  void Pause();
+  void Resume();
+  bool Paused() const { return pause_requested_.load(std::memory_order_acquire); }
+
   // JS thread: takes the oldest batch; false when none.
   bool Pop(RecordBatch& out);
   // JS thread: call before draining, so a push after it notifies again.
@@ -64,6 +73,7 @@ class RecordReader {
   void Run();
   void Flush();
   void Push(RecordBatch&& batch);
+  void HoldWhilePaused();
 
   int ringbuf_fd_;
   ReaderOptions options_;
@@ -73,12 +83,17 @@ class RecordReader {
   std::atomic<bool> stop_{false};
   std::atomic<bool> unbounded_{false};
   std::atomic<bool> notified_{false};
+  std::atomic<bool> pause_requested_{false};
 
   RecordBatch current_;  // reader thread only (and the JS thread after Stop)
 
   std::mutex mutex_;
   std::condition_variable not_full_;
   std::deque<RecordBatch> queue_;
+  // Under mutex_: the thread is held (paused, or waiting for queue space).
+  std::condition_variable held_changed_;
+  std::condition_variable resumed_;
+  bool held_ = false;
 
   std::atomic<uint64_t> delivered_[PM_REC_MAX] = {};
   std::atomic<uint64_t> batches_{0};

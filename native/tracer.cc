@@ -91,6 +91,8 @@ Napi::Function Tracer::Define(Napi::Env env) {
                          InstanceMethod<&Tracer::AttachUsdt>("attachUsdt"),
                          InstanceMethod<&Tracer::Detach>("detach"),
                          InstanceMethod<&Tracer::Flush>("flush"),
+                         InstanceMethod<&Tracer::Pause>("pause"),
+                         InstanceMethod<&Tracer::Resume>("resume"),
                      });
 }
 
@@ -376,6 +378,21 @@ Napi::Value Tracer::Flush(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Holds the reader: records stay in the ring buffer and, once it is full, the
+// kernel counts what it cannot reserve, as when JS falls behind. Forces loss
+// at any machine speed (loss tests, the ingest benchmark's overload run).
+Napi::Value Tracer::Pause(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env());
+  reader_->Pause();
+  return info.Env().Undefined();
+}
+
+Napi::Value Tracer::Resume(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env());
+  reader_->Resume();
+  return info.Env().Undefined();
+}
+
 Napi::Value Tracer::Probes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env, probes_.size());
@@ -563,6 +580,7 @@ Napi::Value Tracer::Stats(const Napi::CallbackInfo& info) {
   o.Set("wakeups", Num(env, reader_ ? reader_->Wakeups() : 0));
   o.Set("queueWaits", Num(env, reader_ ? reader_->QueueWaits() : 0));
   o.Set("queued", Num(env, reader_ ? reader_->Queued() : 0));
+  o.Set("paused", reader_ ? reader_->Paused() : false);
   o.Set("callbackErrors", Num(env, callback_errors_));
   o.Set("ringBufferBytes", Num(env, ringbuf_bytes_));
   o.Set("closed", closed_);

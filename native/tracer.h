@@ -56,6 +56,8 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   Napi::Value AttachUsdt(const Napi::CallbackInfo& info);
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value Flush(const Napi::CallbackInfo& info);
+  Napi::Value Pause(const Napi::CallbackInfo& info);
+  Napi::Value Resume(const Napi::CallbackInfo& info);
 
   void LoadProbe(Napi::Env env, const std::string& name, const Napi::Object& options);
   int MapFd(Napi::Env env, const Napi::Value& probe, const Napi::Value& map,

