@@ -104,8 +104,17 @@ export class Tracer {
   attachUsdt(probe: string, program: string, binaryPath: string, pid: number,
              provider: string, name: string): number;
   detach(linkId: number): boolean;
-  /** Delivers every queued batch now, synchronously. */
+  /** Delivers every queued batch now, synchronously (records still in the ring buffer wait for the reader). */
   flush(): void;
+  /**
+   * Delivers, before it returns, every record the kernel submitted before the
+   * call: waits for one full pass of the reader thread (about `pollMs`) and
+   * hands its batches to `onRecords`. A barrier for code that must see an
+   * event's records (a test after the process it watched exited). Returns
+   * false if the pass did not complete within `timeoutMs` (default 5000) or
+   * the reader is paused (then only queued batches are delivered).
+   */
+  sync(timeoutMs?: number): boolean;
   /**
    * Holds the reader thread: once this returns, no record leaves the ring
    * buffer until {@link Tracer.resume} (batches already queued are still

@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 
 #include <cerrno>
+#include <chrono>
 
 namespace premortem {
 
@@ -29,14 +30,31 @@ void RecordReader::Run() {
       HoldWhilePaused();
       continue;
     }
+    // Read before the pass: a sync requested by now is complete after it.
+    uint64_t sync = sync_requested_.load(std::memory_order_acquire);
     // Records are submitted without a wakeup below a fill threshold, so the
     // poll mostly times out; consume() then collects what arrived meanwhile.
     int n = ring_buffer__poll(rb_, options_.poll_ms);
     polls_.fetch_add(1, std::memory_order_relaxed);
     if (n > 0) wakeups_.fetch_add(1, std::memory_order_relaxed);
-    if (!pause_requested_.load(std::memory_order_acquire)) ring_buffer__consume(rb_);
+    if (pause_requested_.load(std::memory_order_acquire)) continue;  // pass cut short
+    ring_buffer__consume(rb_);
     Flush();
+    if (sync) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (sync > sync_done_) sync_done_ = sync;
+      synced_.notify_all();
+    }
   }
+}
+
+bool RecordReader::WaitSynced(uint64_t ticket, int ms) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  synced_.wait_for(lock, std::chrono::milliseconds(ms), [&] {
+    return sync_done_ >= ticket || pause_requested_.load(std::memory_order_acquire) ||
+           stop_.load(std::memory_order_acquire);
+  });
+  return sync_done_ >= ticket;
 }
 
 void RecordReader::HoldWhilePaused() {

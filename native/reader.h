@@ -54,6 +54,13 @@ class RecordReader {
   void Resume();
   bool Paused() const { return pause_requested_.load(std::memory_order_acquire); }
 
+  // A barrier: RequestSync() returns a ticket; the first read pass that starts
+  // after it (and so sees every record submitted before it) completes the
+  // ticket. WaitSynced() waits up to `ms` for that; false while not done (or
+  // paused: a held reader completes no pass).
+  uint64_t RequestSync() { return sync_requested_.fetch_add(1, std::memory_order_acq_rel) + 1; }
+  bool WaitSynced(uint64_t ticket, int ms);
+
   // JS thread: takes the oldest batch; false when none.
   bool Pop(RecordBatch& out);
   // JS thread: call before draining, so a push after it notifies again.
@@ -84,6 +91,7 @@ class RecordReader {
   std::atomic<bool> unbounded_{false};
   std::atomic<bool> notified_{false};
   std::atomic<bool> pause_requested_{false};
+  std::atomic<uint64_t> sync_requested_{0};
 
   RecordBatch current_;  // reader thread only (and the JS thread after Stop)
 
@@ -94,6 +102,8 @@ class RecordReader {
   std::condition_variable held_changed_;
   std::condition_variable resumed_;
   bool held_ = false;
+  std::condition_variable synced_;
+  uint64_t sync_done_ = 0;
 
   std::atomic<uint64_t> delivered_[PM_REC_MAX] = {};
   std::atomic<uint64_t> batches_{0};

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <set>
 
@@ -91,6 +92,7 @@ Napi::Function Tracer::Define(Napi::Env env) {
                          InstanceMethod<&Tracer::AttachUsdt>("attachUsdt"),
                          InstanceMethod<&Tracer::Detach>("detach"),
                          InstanceMethod<&Tracer::Flush>("flush"),
+                         InstanceMethod<&Tracer::Sync>("sync"),
                          InstanceMethod<&Tracer::Pause>("pause"),
                          InstanceMethod<&Tracer::Resume>("resume"),
                      });
@@ -376,6 +378,25 @@ Napi::Value Tracer::Flush(const Napi::CallbackInfo& info) {
   EnsureOpen(info.Env());
   DeliverQueued(info.Env(), SIZE_MAX);
   return info.Env().Undefined();
+}
+
+// Delivers every record the kernel submitted before the call: waits for one
+// full read pass of the reader thread (about pollMs), taking batches meanwhile
+// so that a reader waiting for queue space can finish it.
+Napi::Value Tracer::Sync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env);
+  int64_t timeout_ms = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : 5000;
+  bool done = false;
+  if (!reader_->Paused()) {
+    uint64_t ticket = reader_->RequestSync();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!(done = reader_->WaitSynced(ticket, 2)) && !reader_->Paused() &&
+           std::chrono::steady_clock::now() < deadline)
+      DeliverQueued(env, SIZE_MAX);
+  }
+  DeliverQueued(env, SIZE_MAX);
+  return Napi::Boolean::New(env, done);
 }
 
 // Holds the reader: records stay in the ring buffer and, once it is full, the
