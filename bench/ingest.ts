@@ -1,13 +1,15 @@
 /**
  * Ingest benchmark: synthetic records (bpf/flood.bpf.c) through the whole path
  * — kernel ring buffer → native reader thread → batches → JS decode — at rising
- * paced rates, then with a deliberately slow consumer to show exact loss
- * accounting. Prints records/s delivered, drops and agent CPU.
+ * paced rates, then an overload that forces loss on any machine (the reader is
+ * held, Tracer.pause(), for the first half of the run, so a small ring buffer
+ * overflows) to show exact loss accounting. Prints records/s delivered, drops
+ * and agent CPU.
  *   node dist/bench/ingest.js [--seconds 4] [--json out.json]
  */
 import * as fs from 'fs';
 import { spawn } from 'child_process';
-import { loadAddon } from '../agent/native';
+import { loadAddon, type Tracer } from '../agent/native';
 import { decodeBatch, RecordType } from '../agent/records';
 import { encodeFloodCfg, floodProducerCode } from '../agent/probes';
 
@@ -31,7 +33,21 @@ function producer(perSec: number, seconds: number) {
   return spawn('/usr/bin/python3.11', ['-c', floodProducerCode(perSec, seconds, BATCH)], { stdio: ['pipe', 'ignore', 'inherit'] });
 }
 
-async function run(name: string, perSec: number, seconds: number, opts: { ringBufferBytes: number; slowMs: number }): Promise<Run> {
+/** Holds the reader until the kernel has dropped a record and half the run has passed, then resumes. */
+async function holdReader(tracer: Tracer, seconds: number): Promise<void> {
+  const until = Date.now() + (seconds * 1000) / 2;
+  const giveUp = Date.now() + seconds * 1000 + 30_000;
+  try {
+    while (Date.now() < until || tracer.stats().dropped[RecordType.Flood] === 0) {
+      if (Date.now() > giveUp) throw new Error('the held reader saw no drop: the producer made no records');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  } finally {
+    tracer.resume();
+  }
+}
+
+async function run(name: string, perSec: number, seconds: number, opts: { ringBufferBytes: number; holdReader: boolean }): Promise<Run> {
   const { Tracer } = loadAddon();
   let decoded = 0;
   let seqSum = 0;
@@ -42,28 +58,20 @@ async function run(name: string, perSec: number, seconds: number, opts: { ringBu
       decoded += decodeBatch(batch, (r) => {
         seqSum += (r as unknown as { seq: number }).seq; // touch a decoded field
       });
-      if (opts.slowMs) {
-        const until = Date.now() + opts.slowMs;
-        while (Date.now() < until) { /* slow consumer */ }
-      }
     },
   });
   try {
     const child = producer(perSec, seconds);
     tracer.mapUpdate('flood', 'flood_cfg', 0, encodeFloodCfg(child.pid!, BATCH));
+    const exit = new Promise((r) => child.once('exit', r));
+    if (opts.holdReader) tracer.pause();
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     child.stdin!.write('go\n');
-    await new Promise((r) => child.once('exit', r));
-    // Drain: wait until delivery stops moving.
-    let last = -1;
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 50));
-      tracer.flush();
-      const d = tracer.stats().delivered[RecordType.Flood];
-      if (d === last) break;
-      last = d;
-    }
+    if (opts.holdReader) await holdReader(tracer, seconds);
+    await exit;
+    // Drain: the producer has exited; one read pass delivers what is left in the ring buffer.
+    if (!tracer.sync(30_000)) throw new Error('the reader did not drain the ring buffer within 30 s');
     const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = process.cpuUsage(cpu0);
     const produced = Number(new BigUint64Array(tracer.mapLookup('flood', 'flood_produced', 0)!)[0]);
@@ -95,15 +103,15 @@ export interface IngestResult {
   overload: Run;
 }
 
-const OVERLOAD = 'slow consumer, 256 KiB ring';
+const OVERLOAD = 'reader held for half the run, 256 KiB ring';
 
-/** Paced rates, flat out, then an overload (slow consumer, small ring) for the loss accounting. */
+/** Paced rates, flat out, then an overload (reader held, small ring) for the loss accounting. */
 export async function runIngest(o: { seconds: number; rates?: number[] }): Promise<IngestResult> {
   const runs: Run[] = [];
   for (const rate of o.rates ?? [1_000_000, 2_000_000, 3_000_000, 4_000_000, 0]) {
-    runs.push(await run(rate ? `paced ${fmt(rate)}/s` : 'flat out', rate, o.seconds, { ringBufferBytes: 16 << 20, slowMs: 0 }));
+    runs.push(await run(rate ? `paced ${fmt(rate)}/s` : 'flat out', rate, o.seconds, { ringBufferBytes: 16 << 20, holdReader: false }));
   }
-  const overload = await run(OVERLOAD, 1_000_000, o.seconds, { ringBufferBytes: 256 << 10, slowMs: 30 });
+  const overload = await run(OVERLOAD, 1_000_000, o.seconds, { ringBufferBytes: 256 << 10, holdReader: true });
   runs.push(overload);
   const lossless = runs.filter((r) => r.dropped === 0 && r.name !== OVERLOAD);
   const best = lossless.reduce((a, r) => (r.deliveredPerSec > a ? r.deliveredPerSec : a), 0);

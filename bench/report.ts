@@ -129,7 +129,7 @@ export function markdown(r: BenchResults): string {
   }
   if (r.ingest) {
     L.push('## 3. Ingest: kernel → native → decoded JS', '');
-    L.push('Synthetic records from bpf/flood.bpf.c (a paced python3.11 producer), decoded in JS; the last run overloads a 256 KiB ring with a slow consumer to check produced = delivered + dropped.', '');
+    L.push('Synthetic records from bpf/flood.bpf.c (a paced python3.11 producer), decoded in JS; the last run overloads a 256 KiB ring (its reader held for half the run, Tracer.pause()) to check produced = delivered + dropped.', '');
     L.push('| run | produced | delivered/s | dropped | consumer CPU % | produced = delivered + dropped |', '|---|---|---|---|---|---|');
     for (const x of r.ingest.runs) L.push(`| ${x.name} | ${M(x.produced)} | ${M(x.deliveredPerSec)} | ${M(x.dropped)} | ${x.agentCpuPct.toFixed(0)} | ${x.exact ? 'exact' : 'MISMATCH'} |`);
     L.push('', `Best zero-loss rate: **${M(r.ingest.bestZeroLossPerSec)} records/s**.`, '');

@@ -79,6 +79,8 @@ export interface TracerStats {
   /** Times the reader waited because JS had not taken its batches. */
   queueWaits: number;
   queued: number;
+  /** The reader is held by {@link Tracer.pause}. */
+  paused: boolean;
   /** Exceptions thrown by onRecords (caught; never escape into Node). */
   callbackErrors: number;
   ringBufferBytes: number;
@@ -110,8 +112,28 @@ export class Tracer {
   attachUprobe(probe: string, program: string, binaryPath: string, fileOffset: number, pid: number,
                cookie?: number): number;
   detach(linkId: number): boolean;
-  /** Delivers every queued batch now, synchronously. */
+  /** Delivers every queued batch now, synchronously (records still in the ring buffer wait for the reader). */
   flush(): void;
+  /**
+   * Delivers, before it returns, every record the kernel submitted before the
+   * call: waits for one full pass of the reader thread (about `pollMs`) and
+   * hands its batches to `onRecords`. A barrier for code that must see an
+   * event's records (a test after the process it watched exited). Returns
+   * false if the pass did not complete within `timeoutMs` (default 5000) or
+   * the reader is paused (then only queued batches are delivered).
+   */
+  sync(timeoutMs?: number): boolean;
+  /**
+   * Holds the reader thread: once this returns, no record leaves the ring
+   * buffer until {@link Tracer.resume} (batches already queued are still
+   * delivered). When the ring buffer is full the kernel drops new records and
+   * counts them in `stats().dropped`, exactly as when JS falls behind: tests
+   * and the ingest benchmark force loss with it, whatever the machine's speed.
+   * Idempotent; `close()` still drains everything.
+   */
+  pause(): void;
+  /** Lets a paused reader read the ring buffer again. Idempotent. */
+  resume(): void;
 }
 
 export interface StructLayout {

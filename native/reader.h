@@ -2,7 +2,8 @@
 // fixed-layout records in one byte vector) and hands them to the JS thread
 // through a bounded queue. When the queue is full the thread waits, the ring
 // buffer fills, and the kernel counts what it cannot reserve: loss happens in
-// one place, where it is counted.
+// one place, where it is counted. Pause() holds the thread the same way on
+// purpose (tests and the ingest benchmark force loss with it, at any speed).
 #pragma once
 
 #include <atomic>
@@ -45,6 +46,21 @@ class RecordReader {
   // into the queue (without bound: nothing is lost at close).
   void Stop();
 
+  // Holds the thread: from return on, no record leaves the ring buffer until
+  // Resume() (or Stop(), which still drains). Batches already queued are still
+  // delivered. Returns once the thread is held: paused, or waiting for queue
+  // space (then it pauses before reading another record).
+  void Pause();
+  void Resume();
+  bool Paused() const { return pause_requested_.load(std::memory_order_acquire); }
+
+  // A barrier: RequestSync() returns a ticket; the first read pass that starts
+  // after it (and so sees every record submitted before it) completes the
+  // ticket. WaitSynced() waits up to `ms` for that; false while not done (or
+  // paused: a held reader completes no pass).
+  uint64_t RequestSync() { return sync_requested_.fetch_add(1, std::memory_order_acq_rel) + 1; }
+  bool WaitSynced(uint64_t ticket, int ms);
+
   // JS thread: takes the oldest batch; false when none.
   bool Pop(RecordBatch& out);
   // JS thread: call before draining, so a push after it notifies again.
@@ -64,6 +80,7 @@ class RecordReader {
   void Run();
   void Flush();
   void Push(RecordBatch&& batch);
+  void HoldWhilePaused();
 
   int ringbuf_fd_;
   ReaderOptions options_;
@@ -73,12 +90,20 @@ class RecordReader {
   std::atomic<bool> stop_{false};
   std::atomic<bool> unbounded_{false};
   std::atomic<bool> notified_{false};
+  std::atomic<bool> pause_requested_{false};
+  std::atomic<uint64_t> sync_requested_{0};
 
   RecordBatch current_;  // reader thread only (and the JS thread after Stop)
 
   std::mutex mutex_;
   std::condition_variable not_full_;
   std::deque<RecordBatch> queue_;
+  // Under mutex_: the thread is held (paused, or waiting for queue space).
+  std::condition_variable held_changed_;
+  std::condition_variable resumed_;
+  bool held_ = false;
+  std::condition_variable synced_;
+  uint64_t sync_done_ = 0;
 
   std::atomic<uint64_t> delivered_[PM_REC_MAX] = {};
   std::atomic<uint64_t> batches_{0};

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <set>
 
@@ -92,6 +93,9 @@ Napi::Function Tracer::Define(Napi::Env env) {
                          InstanceMethod<&Tracer::AttachUprobe>("attachUprobe"),
                          InstanceMethod<&Tracer::Detach>("detach"),
                          InstanceMethod<&Tracer::Flush>("flush"),
+                         InstanceMethod<&Tracer::Sync>("sync"),
+                         InstanceMethod<&Tracer::Pause>("pause"),
+                         InstanceMethod<&Tracer::Resume>("resume"),
                      });
 }
 
@@ -377,6 +381,40 @@ Napi::Value Tracer::Flush(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Delivers every record the kernel submitted before the call: waits for one
+// full read pass of the reader thread (about pollMs), taking batches meanwhile
+// so that a reader waiting for queue space can finish it.
+Napi::Value Tracer::Sync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env);
+  int64_t timeout_ms = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : 5000;
+  bool done = false;
+  if (!reader_->Paused()) {
+    uint64_t ticket = reader_->RequestSync();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!(done = reader_->WaitSynced(ticket, 2)) && !reader_->Paused() &&
+           std::chrono::steady_clock::now() < deadline)
+      DeliverQueued(env, SIZE_MAX);
+  }
+  DeliverQueued(env, SIZE_MAX);
+  return Napi::Boolean::New(env, done);
+}
+
+// Holds the reader: records stay in the ring buffer and, once it is full, the
+// kernel counts what it cannot reserve, as when JS falls behind. Forces loss
+// at any machine speed (loss tests, the ingest benchmark's overload run).
+Napi::Value Tracer::Pause(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env());
+  reader_->Pause();
+  return info.Env().Undefined();
+}
+
+Napi::Value Tracer::Resume(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env());
+  reader_->Resume();
+  return info.Env().Undefined();
+}
+
 Napi::Value Tracer::Probes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env, probes_.size());
@@ -564,6 +602,7 @@ Napi::Value Tracer::Stats(const Napi::CallbackInfo& info) {
   o.Set("wakeups", Num(env, reader_ ? reader_->Wakeups() : 0));
   o.Set("queueWaits", Num(env, reader_ ? reader_->QueueWaits() : 0));
   o.Set("queued", Num(env, reader_ ? reader_->Queued() : 0));
+  o.Set("paused", reader_ ? reader_->Paused() : false);
   o.Set("callbackErrors", Num(env, callback_errors_));
   o.Set("ringBufferBytes", Num(env, ringbuf_bytes_));
   o.Set("closed", closed_);

@@ -57,6 +57,9 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   Napi::Value AttachUprobe(const Napi::CallbackInfo& info);  // tracer_uprobe.cc
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value Flush(const Napi::CallbackInfo& info);
+  Napi::Value Sync(const Napi::CallbackInfo& info);
+  Napi::Value Pause(const Napi::CallbackInfo& info);
+  Napi::Value Resume(const Napi::CallbackInfo& info);
 
   void LoadProbe(Napi::Env env, const std::string& name, const Napi::Object& options);
   int MapFd(Napi::Env env, const Napi::Value& probe, const Napi::Value& map,

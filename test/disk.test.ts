@@ -85,7 +85,7 @@ describe('disk: block latency per device and process, D-state time', () => {
     // Every request above the 1 µs threshold has a record naming the process.
     // (Requests of its set-up, before it was tracked, carry its pid but tracked=false.)
     const recs = await waitFor(() => {
-      t.tracer.flush();
+      t.tracer.sync();
       const r = t.ofType(RecordType.BioSlow).filter((x) => x.pid === pid && x.tracked);
       return r.length === mine.slow && r;
     }, 3000, 'one record per request of the process');
@@ -107,7 +107,7 @@ describe('disk: block latency per device and process, D-state time', () => {
       stdio: 'ignore',
     });
     expect((await exited(dd, 20000)).code).toBe(0);
-    t.tracer.flush();
+    expect(t.tracer.sync()).toBe(true); // its I/O completed before it exited: every record delivered
     expect(readDiskProcess(t.tracer, dd.pid!)).toBeNull();
     const after = readDiskDevices(t.tracer).get(disk)!;
     expect(after.writeBytes - (before?.writeBytes ?? 0)).toBeGreaterThanOrEqual(CHUNKS * MiB);

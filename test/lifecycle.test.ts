@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { openTracer, TestTracer } from './helpers/tracer';
-import { exited, procStartTicks, python, sleep, start, stopAll, waitFor } from './helpers/procs';
+import { exited, procStartTicks, python, start, stopAll, waitFor } from './helpers/procs';
 import { RecordType } from '../agent/records';
 import {
   decodeLifecycleStats, ExecFlags, ExitRecord, ForkTracking, SignalRecord, SignalResult,
@@ -404,8 +404,7 @@ test('pid reuse: a stale filter entry does not attribute the new process to the 
   expect(ticksB).not.toBe(ticksA);
   process.kill(pid, 'SIGUSR2');
   await output(b, /usr2/);
-  await sleep(50); // two reader polls
-  t.tracer.flush();
+  expect(t.tracer.sync()).toBe(true); // every record of the signal, if any, delivered
   expect(signalsOf(pid)).toHaveLength(0); // B is not A
   expect(decodeLifecycleStats(t.tracer.mapLookup('lifecycle', 'lc_stats', 0)!).staleIgnored).toBeGreaterThan(stale0);
 
@@ -433,8 +432,7 @@ test('untracked processes make no records, but a python exec is a candidate', as
   await exited(child);
   const shell = start('/bin/sh', ['-c', 'exit 0']); // not a python: no record at all
   await exited(shell);
-  await sleep(50);
-  t.tracer.flush();
+  expect(t.tracer.sync()).toBe(true);
   // Its exec was reported (the agent looks for new services at once); nothing after it.
   const ofPid = t.records.filter((r) => 'pid' in r && (r as { pid: number }).pid === pid);
   expect(ofPid.map((r) => r.type)).toEqual([RecordType.Exec]);

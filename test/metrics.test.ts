@@ -128,8 +128,11 @@ scrape_configs:
   const types = (await until('premortem_agent_records_delivered_total', (r) => r.length > 0)).map((r) => r.metric.type).sort();
   expect(types).toEqual(expect.arrayContaining(['exit', 'fork', 'signal', 'runq_slow', 'oom']));
   const counts = await until(`premortem_worker_runqueue_latency_seconds_count{pid="${worker}"}`, (r) => r.length === 1 && Number(r[0].value[1]) > 0);
-  const inf = await query(`premortem_worker_runqueue_latency_seconds_bucket{pid="${worker}",le="+Inf"}`);
-  expect(inf[0].value[1]).toBe(counts[0].value[1]);
+  // +Inf bucket = count, within one scrape (two queries could straddle a scrape).
+  const infMinusCount = await query(`premortem_worker_runqueue_latency_seconds_bucket{pid="${worker}",le="+Inf"} - ignoring(le) premortem_worker_runqueue_latency_seconds_count{pid="${worker}"}`);
+  expect(infMinusCount).toHaveLength(1);
+  expect(Number(infMinusCount[0].value[1])).toBe(0);
+  expect(Number(counts[0].value[1])).toBeGreaterThan(0);
   const p99 = await query(`histogram_quantile(0.99, premortem_worker_runqueue_latency_seconds_bucket{pid="${worker}"})`);
   expect(Number(p99[0].value[1])).toBeGreaterThan(0);
   expect((await query('premortem_agent_resident_memory_bytes'))[0].value[1]).not.toBe('0');

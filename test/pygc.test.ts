@@ -64,7 +64,7 @@ describe('pygc: GC pauses from python:gc__start/gc__done', () => {
     expect(links).toHaveLength(2);
 
     const own = await gcWorkload(child);
-    t.tracer.flush();
+    expect(t.tracer.sync()).toBe(true);
     const stats = readGcStats(t.tracer, pid)!;
     expect(stats).not.toBeNull();
     const [g0, , g2] = stats.generations;
@@ -88,7 +88,7 @@ describe('pygc: GC pauses from python:gc__start/gc__done', () => {
     expect(hist.slots.reduce((a, b) => a + b, 0)).toBe(total);
 
     const slow = await waitFor(() => {
-      t.tracer.flush();
+      expect(t.tracer.sync()).toBe(true);
       const r = t.ofType(RecordType.Gc).filter((x) => x.pid === pid);
       return r.length >= 1 && r.length === stats.slow && r; // every slow pause has its record
     }, 3000, 'one record per slow GC pause');
@@ -109,7 +109,7 @@ describe('pygc: GC pauses from python:gc__start/gc__done', () => {
     // Attached for every process running the binary (pid -1), but not tracked.
     const links = attachGcProbes(t.tracer, '/usr/bin/python3.11', -1);
     await gcWorkload(child);
-    t.tracer.flush();
+    expect(t.tracer.sync()).toBe(true);
     expect(readGcStats(t.tracer, pid)).toBeNull();
     expect(readGcHist(t.tracer, pid)).toBeNull();
     expect(t.ofType(RecordType.Gc).filter((r) => r.pid === pid)).toHaveLength(0);

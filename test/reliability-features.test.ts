@@ -15,7 +15,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { runPremortem, type Running } from '../agent/run';
 import type { Death } from '../agent/proto';
-import { sleep, start, stopAll, waitFor, printed } from './helpers/procs';
+import { start, stopAll, waitFor, printed } from './helpers/procs';
 import { CLI, connect, healthOf, quietLogger } from './soak/harness';
 
 const DISABLED = ['runqlat/sched_wakeup_new', 'tcp/tcp_send_reset'];
@@ -69,18 +69,20 @@ test('with two hooks disabled and a python without probes: named in health, Hell
   // Every other signal: runqueue waits, CPU, faults, RSS for the probe-less python, in the live stream.
   const bucketsOf = (pid: number) => viewer.messages.filter((m) => m.body === 'delta').flatMap((m) => m.delta!.workers)
     .filter((w) => w.pid === pid).map((w) => w.bucket!);
-  await waitFor(() => bucketsOf(noProbes.pid!).some((b) => b.runqCount > 0 && b.runqP99Us > 0), 8000, 'runqueue waits of the pyenv python');
-  // CPU time is a delta between two readings: the first bucket of a process has none.
-  await waitFor(() => bucketsOf(noProbes.pid!).some((b) => b.cpuMs > 100), 8000, 'CPU time of the pyenv python');
+  // Each signal is awaited in the bucket that must contain it, not read from the first
+  // ones: CPU time and faults are deltas between two readings (a process's first
+  // bucket has none), and a slow machine fills buckets later.
+  const SIGNAL_MS = 20_000;
+  await waitFor(() => bucketsOf(noProbes.pid!).some((b) => b.runqCount > 0 && b.runqP99Us > 0), SIGNAL_MS, 'runqueue waits of the pyenv python');
+  await waitFor(() => bucketsOf(noProbes.pid!).reduce((a, x) => a + x.runqCount, 0) > 10, SIGNAL_MS, 'more than 10 runqueue waits of the pyenv python');
+  await waitFor(() => bucketsOf(noProbes.pid!).some((b) => b.cpuMs > 100), SIGNAL_MS, 'CPU time of the pyenv python');
+  await waitFor(() => bucketsOf(noProbes.pid!).some((b) => b.minorFaults > 0), SIGNAL_MS, 'page faults of the pyenv python');
+  await waitFor(() => bucketsOf(noProbes.pid!).some((b) => b.rssBytes > 1024 * 1024), SIGNAL_MS, 'the RSS of the pyenv python');
   const b = bucketsOf(noProbes.pid!);
   const runqWaits = b.reduce((a, x) => a + x.runqCount, 0);
-  expect(runqWaits).toBeGreaterThan(10);
-  expect(b.some((x) => x.minorFaults > 0)).toBe(true);
-  expect(b.at(-1)!.rssBytes).toBeGreaterThan(1024 * 1024);
-  expect(b.some((x) => x.cpuMs > 100)).toBe(true);
   // Lifecycle: a SIGKILL from this process is judged.
   process.kill(noProbes.pid!, 'SIGKILL');
-  const d = await waitFor(() => deaths.find((x) => x.identity?.pid === noProbes.pid), 8000, 'the verdict');
+  const d = await waitFor(() => deaths.find((x) => x.identity?.pid === noProbes.pid), 15_000, 'the verdict');
   expect(d.verdict).toMatchObject({ kind: 'killed-by-other', senderPid: process.pid });
   viewer.ws.terminate();
   console.log(`features: disabled ${DISABLED.join(', ')}; pyenv ${PYENV} without probes; runqueue waits seen ${runqWaits} in ${b.length} buckets`);
@@ -101,5 +103,4 @@ test('with two hooks disabled and a python without probes: named in health, Hell
   ]));
   expect(missing).toHaveLength(2);
   expect(report.checks.find((c) => c.area === 'python' && fs.realpathSync(c.item) === PYENV)).toMatchObject({ status: 'ok', detail: expect.stringMatching(/GC pauses: uprobe/) });
-  await sleep(10);
-});
+}, 120_000);

@@ -81,7 +81,7 @@ test('as nobody with only CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEA
     const v = await connect(agent.url.replace(/^http/, 'ws') + 'ws');
     v.send({ subscribe: { all: true } });
     const b = await waitFor(() => v.messages.filter((m) => m.body === 'delta').flatMap((m) => m.delta!.workers)
-      .find((w) => w.pid === busy.pid && w.bucket!.runqCount > 0 && w.bucket!.cpuMs > 0), 8000, 'runqueue waits of the tracked process');
+      .find((w) => w.pid === busy.pid && w.bucket!.runqCount > 0 && w.bucket!.cpuMs > 0), 20_000, 'runqueue waits of the tracked process');
     v.ws.terminate();
     // Every probe loads (CO-RE relocations to types absent from this kernel must not make
     // libbpf search kernel-module BTF: iterating BTF objects needs CAP_SYS_ADMIN).

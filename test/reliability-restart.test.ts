@@ -9,6 +9,6 @@ import { runRestarts } from './soak/restart';
 
 afterAll(stopAll);
 
-test('SIGKILL 5 times under load: no links or programs left, healthy within 5 s, no corrupt bundle, temp files cleaned', async () => {
+test('SIGKILL 5 times under load: no links or programs left, healthy within 5 s (or 3x the first start + 2 s), no corrupt bundle, temp files cleaned', async () => {
   console.log(`restarts: ${JSON.stringify(await runRestarts(5))}`);
-}, 80_000);
+}, 150_000);

@@ -2,13 +2,16 @@
  * Runqueue latency, end to end on the real kernel: real Python processes
  * compete for one CPU; one of them is tracked.
  */
-import { decodeHist, slotHighUs } from '../agent/records';
+import * as fs from 'fs';
+import { decodeHist } from '../agent/records';
 import { decodeCpuStats, RunqSlowRecord } from '../agent/probes';
 import { RecordType } from '../agent/records';
 import { python, sleep, start, stopAll, waitFor } from './helpers/procs';
 import { openTracer, TestTracer } from './helpers/tracer';
 
 const BUSY = 'while True: pass';
+/** Time the process spent waiting on a runqueue, by the kernel's count (/proc/PID/schedstat, field 2). */
+const runDelayNs = (pid: number) => Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]);
 const SLOW_WAIT_US = 1000;
 
 describe('runqlat on real competing processes', () => {
@@ -26,16 +29,23 @@ describe('runqlat on real competing processes', () => {
     const tracked = hog();
     const rivals = [0, 1].map(hog);
     t.tracer.track(tracked.pid!);
-    await sleep(2000);
-    t.tracer.flush();
-
-    const raw = await waitFor(() => t.tracer.mapLookup('runqlat', 'runq_hist', tracked.pid!), 2000, 'a runq histogram');
-    const hist = decodeHist(raw);
+    const delay0 = runDelayNs(tracked.pid!);
+    // Until there is enough to judge (a second or two here; longer on a loaded machine).
+    const histOf = () => { const raw = t.tracer.mapLookup('runqlat', 'runq_hist', tracked.pid!); return raw ? decodeHist(raw) : null; };
+    await waitFor(() => {
+      t.tracer.flush();
+      const h = histOf();
+      const st = t.tracer.mapLookup('runqlat', 'cpu_stats', tracked.pid!);
+      return h && h.count > 20 && h.maxNs > SLOW_WAIT_US * 1000 && st && decodeCpuStats(st).involuntarySwitches > 20
+        && t.ofType(RecordType.RunqSlow).length > 0;
+    }, 20_000, 'runqueue waits, a slow one among them');
+    const hist = histOf()!;
+    const delay = runDelayNs(tracked.pid!) - delay0;
     expect(hist.count).toBeGreaterThan(20);
-    // Waits on a CPU shared by three hogs are scheduler slices: from tens of µs to ~100 ms.
-    const busiest = hist.slots.indexOf(Math.max(...hist.slots));
-    expect(slotHighUs(busiest)).toBeGreaterThanOrEqual(64);
-    expect(slotHighUs(busiest)).toBeLessThanOrEqual(256 * 1024);
+    // Every wait is in the histogram: its total is the kernel's own run_delay (schedstat) for
+    // the same time, but for a wait already under way when tracking began or when read.
+    expect(Math.abs(hist.sumNs - delay)).toBeLessThanOrEqual(0.05 * delay + 2 * hist.maxNs + 5e6);
+    // Waits on a CPU shared by three hogs are scheduler slices: tens of µs to ~100 ms.
     expect(hist.maxNs).toBeGreaterThan(SLOW_WAIT_US * 1000);
     expect(hist.sumNs / hist.count).toBeGreaterThan(10_000);
 
@@ -68,8 +78,12 @@ describe('runqlat on real competing processes', () => {
   test('untracking stops the histogram and a wakeup-driven process counts its wakeups', async () => {
     const sleeper = python('import time\nwhile True: time.sleep(0.002)', { stdio: 'ignore' });
     t.tracer.track(sleeper.pid!);
-    await sleep(600);
-    const stats = decodeCpuStats(t.tracer.mapLookup('runqlat', 'cpu_stats', sleeper.pid!)!);
+    // ~400 wakeups/s here: wait for 50, however long a loaded machine takes.
+    const stats = await waitFor(() => {
+      const raw = t.tracer.mapLookup('runqlat', 'cpu_stats', sleeper.pid!);
+      const st = raw && decodeCpuStats(raw);
+      return st && st.wakeups > 50 && st.voluntarySwitches > 50 && st;
+    }, 15_000, '50 wakeups of the sleeper');
     expect(stats.wakeups).toBeGreaterThan(50);
     expect(stats.voluntarySwitches).toBeGreaterThan(50);
     const before = decodeHist(t.tracer.mapLookup('runqlat', 'runq_hist', sleeper.pid!)!).count;

@@ -404,13 +404,16 @@ describe('stream', () => {
   });
 
   test('ping detects a dead peer and terminates it; a live one stays', async () => {
-    const { wsUrl, server } = await start({ pingIntervalMs: 150 });
+    // 500 ms: a live peer's pong has that long to come back, even on a loaded machine
+    // (client and server share this process's event loop).
+    const PING_MS = 500;
+    const { wsUrl, server } = await start({ pingIntervalMs: PING_MS });
     const dead = await connect(wsUrl, { autoPong: false });
     const live = await connect(wsUrl);
     const closed = await dead.closed;
     expect(closed.code).toBe(1006); // terminated: no close frame
     expect(server.counters().deadPeers).toBe(1);
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 2.5 * PING_MS)); // two more pings for the live one
     expect(live.ws.readyState).toBe(WebSocket.OPEN);
     expect(server.counters().clients).toBe(1);
   });

@@ -4,12 +4,14 @@
  * codes; produced = delivered + dropped exactly under a flood.
  */
 import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
-import { addonPath, loadAddon, NativeError } from '../agent/native';
+import { addonPath, loadAddon, NativeError, type Tracer } from '../agent/native';
 import { RecordType } from '../agent/records';
 import { encodeFloodCfg } from '../agent/probes';
 import { linkIdsOf, stillAttached } from './helpers/bpf';
-import { exited, python, sleep, start, stopAll, waitFor } from './helpers/procs';
+import { exited, printed, python, sleep, start, stopAll, waitFor } from './helpers/procs';
 import { openTracer } from './helpers/tracer';
 
 
@@ -109,57 +111,160 @@ describe('tracer life cycle', () => {
   });
 });
 
+/** A flood record takes 32 bytes of ring buffer: 24 of record, 8 of ring-buffer header. */
+const FLOOD_SLOT_BYTES = 32;
+
+/**
+ * Loss is forced, never hoped for: a ring buffer too small for what is produced
+ * while the consumer is held (the JS thread blocked, or the reader paused), so the
+ * outcome is the same on a machine that reads ten times faster or slower.
+ */
 describe('loss accounting under a flood', () => {
-  async function flood(opts: { ringBufferBytes: number; slowConsumerMs: number; calls: number; batch: number }) {
-    let seen = 0;
+  type Opts = { ringBufferBytes: number; maxQueuedBatches?: number };
+  function floodTracer(opts: Opts) {
     const { Tracer } = loadAddon();
+    const seen = { records: 0 };
     const tracer = new Tracer({
-      probes: ['flood'],
-      ringBufferBytes: opts.ringBufferBytes,
-      maxQueuedBatches: 4,
-      batchBytes: 64 * 1024,
-      onRecords(_batch, count) {
-        seen += count;
-        const until = Date.now() + opts.slowConsumerMs;
-        while (Date.now() < until) { /* a deliberately slow consumer */ }
-      },
+      probes: ['flood'], ringBufferBytes: opts.ringBufferBytes, maxQueuedBatches: opts.maxQueuedBatches ?? 4, batchBytes: 64 * 1024,
+      onRecords(_batch, count) { seen.records += count; },
     });
+    return { tracer, seen };
+  }
+  /** A python that waits for SIGUSR1, makes `calls` getppid() calls, then writes `doneFile`. */
+  async function producer(calls: number, doneFile = '/dev/null') {
+    const p = python(`import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+print('ready', flush=True)
+signal.sigwait({signal.SIGUSR1})
+for _ in range(${calls}): os.getppid()
+open(${JSON.stringify(doneFile)}, 'w').close()
+`, { stdio: ['ignore', 'pipe', 'inherit'] });
+    await printed(p, /ready/);
+    return p;
+  }
+  function counts(tracer: Tracer) {
+    const produced = Number(new BigUint64Array(tracer.mapLookup('flood', 'flood_produced', 0)!)[0]);
+    const s = tracer.stats();
+    return { produced, delivered: s.delivered[RecordType.Flood], dropped: s.dropped[RecordType.Flood], stats: s };
+  }
+  /** Everything reserved (the producer has exited) read and handed to JS. */
+  async function drain(tracer: Tracer) {
+    expect(tracer.sync()).toBe(true);
+  }
+
+  test('a ring buffer larger than everything produced loses nothing, however fast the burst', async () => {
+    const RING = 8 << 20, BATCH = 256;
+    const calls = Math.floor((RING / FLOOD_SLOT_BYTES) * 0.75 / BATCH); // 3/4 of the ring in one burst
+    const { tracer, seen } = floodTracer({ ringBufferBytes: RING });
     try {
-      const producer = python(`import os, sys\nsys.stdin.readline()\nfor _ in range(${opts.calls}): os.getppid()`, { stdio: ['pipe', 'ignore', 'ignore'] });
-      tracer.mapUpdate('flood', 'flood_cfg', 0, encodeFloodCfg(producer.pid!, opts.batch));
-      producer.stdin!.write('go\n');
-      await exited(producer, 30000);
-      await sleep(100);
-      // Wait until everything reserved has been read and handed to JS.
-      let last = -1;
-      await waitFor(() => {
-        tracer.flush();
-        const s = tracer.stats();
-        const done = s.delivered[RecordType.Flood] === last && s.queued === 0;
-        last = s.delivered[RecordType.Flood];
-        return done;
-      }, 20000, 'the reader to drain');
-      const produced = new BigUint64Array(tracer.mapLookup('flood', 'flood_produced', 0)!)[0];
-      const s = tracer.stats();
-      return { produced: Number(produced), delivered: s.delivered[RecordType.Flood], dropped: s.dropped[RecordType.Flood], seen };
+      const p = await producer(calls);
+      tracer.mapUpdate('flood', 'flood_cfg', 0, encodeFloodCfg(p.pid!, BATCH));
+      process.kill(p.pid!, 'SIGUSR1');
+      await exited(p, 30000);
+      await drain(tracer);
+      const r = counts(tracer);
+      expect(r.produced).toBe(calls * BATCH);
+      expect(r.dropped).toBe(0);
+      expect(r.delivered).toBe(r.produced);
+      expect(seen.records).toBe(r.delivered);
     } finally {
       tracer.close();
     }
-  }
-
-  test('a fast consumer loses nothing', async () => {
-    const r = await flood({ ringBufferBytes: 8 << 20, slowConsumerMs: 0, calls: 2000, batch: 256 });
-    expect(r.produced).toBe(2000 * 256);
-    expect(r.dropped).toBe(0);
-    expect(r.delivered).toBe(r.produced);
-    expect(r.seen).toBe(r.delivered);
   });
 
-  test('a slow consumer with a small ring buffer: produced = delivered + dropped, exactly', async () => {
-    const r = await flood({ ringBufferBytes: 64 << 10, slowConsumerMs: 20, calls: 3000, batch: 512 });
-    expect(r.produced).toBe(3000 * 512);
-    expect(r.dropped).toBeGreaterThan(0);
-    expect(r.delivered + r.dropped).toBe(r.produced);
-    expect(r.seen).toBe(r.delivered);
+  test('JS held while the flood runs: the queue stays at its bound, the reader waits, the kernel counts the loss exactly', async () => {
+    const RING = 64 << 10, QUEUED = 4, CALLS = 3000, BATCH = 512;
+    const { tracer, seen } = floodTracer({ ringBufferBytes: RING, maxQueuedBatches: QUEUED });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-flood-held-'));
+    try {
+      const done = path.join(dir, 'done');
+      const p = await producer(CALLS, done);
+      tracer.mapUpdate('flood', 'flood_cfg', 0, encodeFloodCfg(p.pid!, BATCH));
+      process.kill(p.pid!, 'SIGUSR1');
+      // Hold the JS thread (no batch is taken) until the producer is done: the reader fills
+      // its queue, then waits; the ring buffer fills; every later record is refused.
+      const sleeper = new Int32Array(new SharedArrayBuffer(4));
+      const deadline = Date.now() + 60_000;
+      while (!fs.existsSync(done)) {
+        if (Date.now() > deadline) throw new Error('the producer did not finish within 60 s');
+        Atomics.wait(sleeper, 0, 0, 5);
+      }
+      const held = counts(tracer);
+      expect(seen.records).toBe(0);
+      expect(held.stats.queued).toBeLessThanOrEqual(QUEUED); // memory between the threads is bounded
+      expect(held.stats.queueWaits).toBeGreaterThan(0);
+      // The queue and the ring buffer together hold at most this much; the rest was refused.
+      const held64k = Math.ceil(64 * 1024 / 24);
+      expect(held.delivered).toBeLessThanOrEqual((QUEUED + 1) * held64k);
+      expect(held.dropped).toBeGreaterThanOrEqual(CALLS * BATCH - (QUEUED + 1) * held64k - RING / FLOOD_SLOT_BYTES);
+
+      await exited(p, 10000);
+      await drain(tracer);
+      const r = counts(tracer);
+      console.log(`JS held: produced ${r.produced}, delivered ${r.delivered}, dropped ${r.dropped}, reader waited ${r.stats.queueWaits} times`);
+      expect(r.produced).toBe(CALLS * BATCH);
+      expect(r.delivered + r.dropped).toBe(r.produced);
+      expect(seen.records).toBe(r.delivered);
+    } finally {
+      tracer.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('pause(): the ring buffer keeps what fits, the kernel drops and counts the rest; resume() delivers it and loses nothing more', async () => {
+    const RING = 64 << 10, BATCH = 512;
+    const { tracer, seen } = floodTracer({ ringBufferBytes: RING });
+    try {
+      tracer.pause();
+      tracer.pause(); // idempotent
+      expect(tracer.stats().paused).toBe(true);
+      const p = await producer(100);
+      tracer.mapUpdate('flood', 'flood_cfg', 0, encodeFloodCfg(p.pid!, BATCH));
+      process.kill(p.pid!, 'SIGUSR1');
+      await exited(p, 30000);
+      const paused = counts(tracer);
+      expect(paused.produced).toBe(100 * BATCH);
+      expect(paused.delivered).toBe(0); // nothing left the ring buffer
+      expect(tracer.sync(50)).toBe(false); // a held reader completes no pass
+      expect(counts(tracer).delivered).toBe(0);
+      // A full ring buffer: every slot but the last is used, everything else refused.
+      expect(paused.dropped).toBe(paused.produced - (RING / FLOOD_SLOT_BYTES - 1));
+
+      tracer.resume();
+      expect(tracer.stats().paused).toBe(false);
+      await drain(tracer);
+      const resumed = counts(tracer);
+      expect(resumed.delivered).toBe(RING / FLOOD_SLOT_BYTES - 1);
+      expect(resumed.dropped).toBe(paused.dropped);
+
+      // Reading again: a burst that fits is delivered whole.
+      const q = await producer(2);
+      tracer.mapUpdate('flood', 'flood_cfg', 0, encodeFloodCfg(q.pid!, BATCH));
+      process.kill(q.pid!, 'SIGUSR1');
+      await exited(q, 30000);
+      await drain(tracer);
+      const r = counts(tracer);
+      expect(r.produced).toBe(102 * BATCH);
+      expect(r.dropped).toBe(paused.dropped);
+      expect(r.delivered + r.dropped).toBe(r.produced);
+      expect(seen.records).toBe(r.delivered);
+    } finally {
+      tracer.close();
+    }
+  });
+
+  test('close() while paused still delivers what the ring buffer holds', async () => {
+    const { tracer, seen } = floodTracer({ ringBufferBytes: 64 << 10 });
+    tracer.pause();
+    const p = await producer(4);
+    tracer.mapUpdate('flood', 'flood_cfg', 0, encodeFloodCfg(p.pid!, 256));
+    process.kill(p.pid!, 'SIGUSR1');
+    await exited(p, 30000);
+    expect(seen.records).toBe(0);
+    tracer.close();
+    expect(seen.records).toBe(4 * 256);
+    expect(tracer.stats()).toMatchObject({ closed: true, paused: false });
+    expect(tracer.stats().delivered[RecordType.Flood]).toBe(4 * 256);
+    expect(() => tracer.pause()).toThrow(/closed/);
   });
 });

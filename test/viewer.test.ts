@@ -130,7 +130,8 @@ test('live view: a real worker of the test gunicorn gets a runqueue chart that r
   await load(20);
   const pointsNow = async () => Number(await page.getAttribute(`[data-chart="runq"][data-worker="${key}"]`, 'data-points'));
   const before = await pointsNow();
-  await sleep(2500); // five 500 ms intervals
+  // Three more 500 ms intervals drawn, however long a loaded machine takes to render them.
+  for (const deadline = Date.now() + 20_000; (await pointsNow()) < before + 3 && Date.now() < deadline;) await sleep(100);
   await load(20);
   const after = await pointsNow();
   expect(after).toBeGreaterThanOrEqual(before + 3);

@@ -69,6 +69,17 @@ export async function waitFor<T>(check: () => T | undefined | null | false, time
   }
 }
 
+/** waitFor for a check that must await (an HTTP call, a file read). */
+export async function waitForAsync<T>(check: () => Promise<T | undefined | null | false>, timeoutMs: number, what: string, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
 /** Resolves once the child printed a line matching `re` on stdout or stderr. */
 export function printed(child: ChildProcess, re: RegExp, timeoutMs = 15000): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -1,6 +1,7 @@
 /**
- * Soak, reliability 3: 2,000 forks/s for PREMORTEM_CHURN_SECONDS (default 60)
- * by a tracked master, then gunicorn --max-requests 1 under load for as long.
+ * Soak, reliability 3: up to 2,000 forks/s (PREMORTEM_CHURN_RATE; paced to half
+ * of what this machine forks) for PREMORTEM_CHURN_SECONDS (default 60) by a
+ * tracked master, then gunicorn --max-requests 1 under load for as long.
  * See test/soak/churn.ts for the measurements and bounds.
  */
 import { stopAll } from '../helpers/procs';
@@ -10,8 +11,8 @@ import { envNumber } from './harness';
 afterAll(stopAll);
 const SECONDS = envNumber('PREMORTEM_CHURN_SECONDS', 60);
 
-test(`2,000 forks/s for ${SECONDS} s`, async () => {
-  const { samples, ...r } = await runForkChurn({ rate: envNumber('PREMORTEM_CHURN_RATE', 2000), seconds: SECONDS });
+test(`fork churn for ${SECONDS} s`, async () => {
+  const { samples, ...r } = await runForkChurn({ maxRate: envNumber('PREMORTEM_CHURN_RATE', 2000), seconds: SECONDS });
   console.log(`fork churn soak: ${JSON.stringify(r)}\nRSS MiB over time: ${samples.map((s) => s.rssMiB.toFixed(0)).join(' ')}`);
 }, SECONDS * 1000 + 120_000);
 

@@ -29,28 +29,32 @@ export const FLOOD_BATCH = 512;
 
 /**
  * Python source of a flood producer: after it reads a line on stdin it calls getppid()
- * paced to `perSec` records/s (`batch` records per call; 0 = as fast as it can) for `seconds`.
+ * paced to `perSec` records/s (`batch` records per call; 0 = as fast as it can) for
+ * `seconds` of wall time. A machine slower than the pace produces less, never longer:
+ * compare flood_produced with the time, not with perSec x seconds.
  */
 export function floodProducerCode(perSec: number, seconds: number, batch = FLOOD_BATCH): string {
   return `
 import os, sys, time
 sys.stdin.readline()
 batch, rate, secs = ${batch}, ${perSec}, ${seconds}
-end = time.monotonic() + secs
+t0 = time.monotonic()
+end = t0 + secs
 g = os.getppid
 if rate == 0:
     while time.monotonic() < end:
         for _ in range(1000): g()
 else:
-    calls_per_ms = rate / batch / 1000.0
-    credit = 0.0
-    t = time.monotonic()
-    while t < end:
-        credit += calls_per_ms
-        while credit >= 1:
-            g(); credit -= 1
-        t += 0.001
-        d = t - time.monotonic()
-        if d > 0: time.sleep(d)
+    calls_per_s = rate / batch
+    done = 0
+    while True:
+        now = time.monotonic()
+        if now >= end: break
+        due = int((now - t0) * calls_per_s) + 1
+        if done >= due:
+            time.sleep(min(0.001, due / calls_per_s - (now - t0)))
+            continue
+        for _ in range(min(due - done, 64)): g()
+        done += min(due - done, 64)
 `;
 }
