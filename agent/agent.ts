@@ -395,7 +395,7 @@ class AgentImpl extends EventEmitter implements Agent {
       key,
       identity: {
         pid: p.pid, startTicks: p.startTicks, comm: comm ?? p.comm, cmdline: cmd.join(' ').slice(0, 512), serviceId: s.service.id,
-        generation, role, ppid: p.ppid, startedMs: this.bootMs + p.startTicks * (1000 / CLK_TCK),
+        generation, role, ppid: p.ppid, startedMs: this.bootMs + p.startTicks * (1000 / CLK_TCK), slot: Math.max(0, slot),
       },
       alive: true,
       diedMs: 0,
