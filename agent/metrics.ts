@@ -88,6 +88,8 @@ function defaultRegistry(): Registry {
   if (!defaults) {
     defaults = new Registry();
     collectDefaultMetrics({ register: defaults });
+    // Gauges named like counters (promtool rejects them); nodejs_active_handles etc. say the same by type.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) defaults.removeSingleMetric(name);
   }
   return defaults;
 }

@@ -37,16 +37,23 @@ let snapshot: unknown;
 let nextId = 1;
 const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
 
+/** Longest /api/health and /api/ready wait for the agent: a probe gets a 503 before its own timeout. */
+const PROBE_ANSWER_MS = 2500;
+
 /** One request to the parent, bounded in number and time. */
 function ask<T>(op: string, ...args: unknown[]): Promise<T> {
+  return askWithin<T>(config?.requestTimeoutMs ?? 5000, op, ...args);
+}
+
+function askWithin<T>(timeoutMs: number, op: string, ...args: unknown[]): Promise<T> {
   if (waiting.size >= (config?.maxInflightRequests ?? 64))
     return Promise.reject(new StoreError('PREMORTEM_ERR_STORE_BUSY', 'too many requests waiting for the agent; try again'));
   const id = nextId++;
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
       waiting.delete(id);
-      reject(Object.assign(new Error(`the agent did not answer ${op} within ${config?.requestTimeoutMs} ms`), { code: 'PREMORTEM_ERR_AGENT_TIMEOUT' }));
-    }, config?.requestTimeoutMs ?? 5000);
+      reject(Object.assign(new Error(`the agent did not answer ${op} within ${timeoutMs} ms`), { code: 'PREMORTEM_ERR_AGENT_TIMEOUT' }));
+    }, timeoutMs);
     waiting.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
     send({ t: 'req', id, op, args });
   });
@@ -80,7 +87,8 @@ function proxyStore(dir: string): BundleStore {
 async function start(c: ChildServerConfig): Promise<void> {
   config = c;
   const hooks: ServerHooks = {
-    health: () => ask('health'),
+    health: () => askWithin(PROBE_ANSWER_MS, 'health'),
+    ready: () => askWithin(PROBE_ANSWER_MS, 'ready'),
     features: () => features,
     snapshot: () => (snapshot ?? { tMs: Date.now() }) as never,
     history: (key, from, to, also) => ask('history', key, from, to, also),
