@@ -478,7 +478,9 @@ export function createServer(options: ServerOptions = {}): PremortemServer {
         return;
       }
     }
-    if (hooks.extraRoutes && (await hooks.extraRoutes(req, res, url))) return;
+    // The probes never wait on extra routes: in the server process each of those asks the agent first.
+    const probe = url.pathname === '/api/health' || url.pathname === '/api/ready';
+    if (!probe && hooks.extraRoutes && (await hooks.extraRoutes(req, res, url))) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       sendHttpError(res, 405, 'PREMORTEM_ERR_METHOD', `${req.method} is not served here`);

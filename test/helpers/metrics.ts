@@ -14,12 +14,14 @@ export const PROMTOOL = '/usr/bin/promtool';
 
 export function getText(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; type: string }> {
   return new Promise((resolve, reject) => {
-    http.get(url, { timeout: 8000, agent: false, headers }, (res) => {
+    const req = http.get(url, { timeout: 8000, agent: false, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (body += d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
-    }).on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer within 8 s`)));
+    req.on('error', reject);
   });
 }
 
