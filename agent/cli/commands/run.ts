@@ -129,30 +129,44 @@ export async function run(p: ParsedCommand): Promise<number> {
   // Loaded here: --help, --version and the read commands never load the agent.
   const { runPremortem } = await import('../../run');
   const otlpEndpoint = get.str(p, 'otlp-endpoint');
-  const running = await runPremortem(options, {
-    metrics: get.flag(p, 'no-metrics') ? false : { pidLabel: get.flag(p, 'metrics-pid-label') },
-    otlp: otlpEndpoint ? { endpoint: otlpEndpoint } : undefined,
-  });
-  if (running.url) await writeOut(`premortem viewer: ${running.url}\n`);
-  const quiet = get.flag(p, 'quiet');
-  let lastPrint = 0;
-  running.agent.on('tick', (delta) => {
-    if (quiet || Date.now() - lastPrint < 5000) return;
-    lastPrint = Date.now();
-    void writeOut(summaryLines(running, delta)).catch(() => undefined);
-  });
-  running.agent.on('death', (d) => {
-    if (quiet && !d.verdict.failure) return; // planned exits (recycling) can come by the thousand
-    void writeOut(`!! ${d.verdict.kind}: ${d.verdict.summary}\n`).catch(() => undefined);
-  });
+  // Signals are handled from the start: a SIGTERM while the probes load stops the agent once it runs.
+  let running: import('../../run').Running | undefined;
+  let stopRequested: string | undefined;
   // The agent's own timers do not hold Node open (so tests can stop it); the command does.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   const shutdown = (sig: string) => {
+    if (!running) { stopRequested = sig; return; }
     log.info(`${sig}: shutting down`);
     clearInterval(keepAlive);
     running.stop().then(() => process.exit(0), () => process.exit(1));
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
+  try {
+    running = await runPremortem(options, {
+      metrics: get.flag(p, 'no-metrics') ? false : { pidLabel: get.flag(p, 'metrics-pid-label') },
+      otlp: otlpEndpoint ? { endpoint: otlpEndpoint } : undefined,
+    });
+  } catch (e) {
+    clearInterval(keepAlive);
+    throw e;
+  }
+  const live = running;
+  if (stopRequested) {
+    shutdown(stopRequested);
+    return -1;
+  }
+  if (live.url) await writeOut(`premortem viewer: ${live.url}\n`);
+  const quiet = get.flag(p, 'quiet');
+  let lastPrint = 0;
+  live.agent.on('tick', (delta) => {
+    if (quiet || Date.now() - lastPrint < 5000) return;
+    lastPrint = Date.now();
+    void writeOut(summaryLines(live, delta)).catch(() => undefined);
+  });
+  live.agent.on('death', (d) => {
+    if (quiet && !d.verdict.failure) return; // planned exits (recycling) can come by the thousand
+    void writeOut(`!! ${d.verdict.kind}: ${d.verdict.summary}\n`).catch(() => undefined);
+  });
   return -1; // keeps running
 }
