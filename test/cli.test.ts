@@ -105,7 +105,7 @@ describe('usage errors: exit 2, the flag named, no stack, the agent never starte
     [['run', '--interval-ms', '50'], /--interval-ms must be an integer from 100 to 3600000, got '50'/, {}],
     [['run', '--window-s', '7', '--interval-ms', '3000'], /--window-s \(7 s\) must be a whole number of --interval-ms \(3000 ms\) buckets/, {}],
     [['run', '--bundle-window-s', '700'], /--bundle-window-s \(700 s\) cannot exceed --window-s \(600 s\)/, {}],
-    [['run', '--host', '0.0.0.0'], /--host 0.0.0.0 is not loopback: it needs --token, --token-file or PREMORTEM_TOKEN/, {}],
+    [['run', '--host', '0.0.0.0'], /--host 0.0.0.0 is not loopback: it requires a token \(--token, --token-file or PREMORTEM_TOKEN\)/, {}],
     [['run', '--no-server', '--port', '7071'], /--no-server and --port contradict each other/, {}],
     [['run', '--otlp-endpoint', 'ftp://x'], /--otlp-endpoint must be an http:\/\/ or https:\/\/ URL/, {}],
     [['run', '--disable', 'runqlat'], /--disable must be PROBE\/PROGRAM/, {}],

@@ -11,7 +11,7 @@ function optionLine(o: OptionSpec): string {
   if (o.kind === 'int' && o.min !== undefined) notes.push(`${o.min}..${o.max}`);
   if (o.defaultText) notes.push(`default ${o.defaultText}`);
   if (o.env) notes.push(`env ${o.env}`);
-  const text = `${o.help}${notes.length ? ` (${notes.join('; ')})` : ''}`;
+  const text = `${o.help}${notes.length ? ` [${notes.join('; ')}]` : ''}`;
   const left = `  ${names}`;
   return left.length < COL ? left.padEnd(COL) + text : `${left}\n${' '.repeat(COL)}${text}`;
 }

@@ -73,7 +73,7 @@ function crossCheck(o: AgentOptionsInput, p: ParsedCommand): void {
     for (const f of ['host', 'port', 'token', 'token-file'])
       if (p.given.has(f)) throw new UsageError(`--no-server and --${f} contradict each other: there is no server`, 'run');
   } else if (o.host && !isLoopback(o.host) && !o.token) {
-    throw new UsageError(`--host ${o.host} is not loopback: it needs --token, --token-file or ${TOKEN_ENV}`, 'run');
+    throw new UsageError(`--host ${o.host} is not loopback: it requires a token (--token, --token-file or ${TOKEN_ENV})`, 'run');
   }
 }
 
