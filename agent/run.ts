@@ -12,7 +12,7 @@ import { projectRoot } from './native';
 import { createBundleStore, BundleStore } from './store';
 import { createServer, PremortemServer, ServerHooks } from './server';
 import { createMetrics, Metrics, MetricsOptions } from './metrics';
-import { createHealthMonitor, HealthMonitor } from './health';
+import { createHealthMonitor, HealthMonitor, livenessLimitMs } from './health';
 import type { OtlpExporter, OtlpOptions } from './otlp';
 import { holdsCapabilities, startServerProcess } from './server-process';
 import type { Feature } from './proto';
@@ -110,6 +110,7 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
       host: options.host, port: options.port, token: options.token,
       staticDir: extras.staticDir ?? path.join(projectRoot(), 'dist', 'viewer'),
       agentVersion: AGENT_VERSION, intervalMs: options.intervalMs, windowMs: options.windowMs, hostName: os.hostname(),
+      livenessLimitMs: livenessLimitMs(options.intervalMs),
     };
     const separate = extras.privilegeSeparation ?? holdsCapabilities();
     server = separate ? startServerProcess({ config, store, hooks, logger }) : createServer({ ...config, store, logger, hooks });

@@ -77,6 +77,8 @@ export interface ChildServerConfig {
   allowedOrigins?: string[];
   hasStore: boolean;
   hasExtraRoutes: boolean;
+  /** /api/health in the child: the agent counts as stuck after this long without a message from it. */
+  livenessLimitMs?: number;
   requestTimeoutMs: number;
   maxInflightRequests: number;
 }

@@ -5,8 +5,9 @@
  *   - health answers 200 while the tracer answers, and 503 with the reason
  *     within max(10 s, 3 x interval) after the native tracer of the running
  *     agent is really closed;
- *   - when the agent's event loop is stuck, the server process answers 503
- *     itself instead of hanging the probe.
+ *   - when the agent's event loop is stuck past the same limit, the server
+ *     process answers 503 itself instead of hanging the probe; a shorter stall
+ *     (a busy agent) is still live.
  */
 import { spawn } from 'child_process';
 import * as fs from 'fs';
@@ -83,17 +84,30 @@ test('/api/health: 503 with the reason once the native tracer of a running agent
   await waitFor(() => running!.health.readiness().ready, 10_000, 'the first tick');
   expect((await json(url)).status).toBe(200);
 
-  // The agent's event loop stuck for 4 s: the server process answers 503 itself (it waits 2.5 s for the agent).
-  // A probe in its own process says when it sends; then this (the agent's) loop is stuck for 4 s.
-  const probe = spawn(process.execPath, ['-e', `console.log('sending'); require('http').get(${JSON.stringify(url)}, { agent: false }, (r) => { let b = ''; r.on('data', (d) => b += d); r.on('end', () => console.log(r.statusCode + ' ' + b)); })`]);
-  let probeOut = '';
-  await new Promise<void>((resolve) => probe.stdout.on('data', (d) => { probeOut += d; if (probeOut.includes('sending')) resolve(); }));
-  const stuckUntil = Date.now() + 4000;
+  // The agent's event loop stuck for 13 s. Two probes from their own processes: one asks 1 s into the
+  // stall (the agent is busy, not dead: 200), one 9 s in (by its answer the agent has been silent
+  // past the 10 s limit: 503, from the server process, without waiting on the agent).
+  const probe = (delayMs: number) => {
+    const child = spawn(process.execPath, ['-e', `console.log('ready'); setTimeout(() => require('http').get(${JSON.stringify(url)}, { agent: false }, (r) => { let b = ''; r.on('data', (d) => b += d); r.on('end', () => console.log(r.statusCode + ' ' + b)); }), ${delayMs})`]);
+    let out = '';
+    const started = new Promise<void>((resolve) => child.stdout.on('data', (d) => { out += d; if (out.includes('ready')) resolve(); }));
+    const answer = new Promise<{ status: number; body: Record<string, unknown> }>((resolve) => child.once('exit', () => {
+      const line = out.replace('ready\n', '');
+      resolve({ status: Number(line.slice(0, 3)), body: JSON.parse(line.slice(4)) });
+    }));
+    return { started, answer };
+  };
+  const early = probe(1000);
+  const late = probe(9000);
+  await Promise.all([early.started, late.started]);
+  const stuckUntil = Date.now() + 13_000;
   while (Date.now() < stuckUntil) { /* the agent's loop is stuck */ }
-  await new Promise((r) => probe.once('exit', r));
-  probeOut = probeOut.replace('sending\n', '');
-  expect(probeOut).toMatch(/^503 /);
-  expect(JSON.parse(probeOut.slice(4))).toMatchObject({ ok: false, live: false, reason: expect.stringMatching(/agent did not answer/) });
+  const busy = await early.answer;
+  expect(busy.status).toBe(200);
+  expect(busy.body).toMatchObject({ ok: true, live: true, partial: true, reason: expect.stringMatching(/agent is busy/) });
+  const stuck = await late.answer;
+  expect(stuck.status).toBe(503);
+  expect(stuck.body).toMatchObject({ ok: false, live: false, reason: expect.stringMatching(/agent did not answer: nothing heard from it for \d+ ms \(limit 10000 ms\)/) });
   expect((await json(url)).status).toBe(200); // the loop runs again: live again
 
   // The tracer stops answering for real.
