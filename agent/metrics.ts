@@ -1,384 +1,329 @@
 /**
  * Prometheus `/metrics` (text format 0.0.4, through prom-client's Registry)
  * for fleets: what the agent sees per service and per live worker, the
- * incidents it judged, and its own health. The same metric families feed the
- * OTLP exporter (agent/otlp.ts).
+ * incidents it judged, and its own health. The families are listed in
+ * agent/metrics-defs.ts; the same samples feed the OTLP exporter (agent/otlp.ts).
+ * The agent's own process is described by prom-client's default collectors
+ * (process_*, nodejs_*), registered once per process.
  *
- * Values come from the agent's per-interval 'tick' (counters are accumulated
- * here from the per-interval deltas) and from health() at scrape time. Each
- * family is a prom-client collectable computed at scrape: series of a worker
- * vanish with the worker, and the runqueue histogram is built from the
- * kernel's log2 buckets, which prom-client's Histogram (observe() one value at
- * a time) cannot ingest.
+ * Values come from the agent's per-interval 'tick' (counters accumulate the
+ * per-interval deltas here), its 'death', 'bundle' and marker events, and
+ * health() at scrape time. Each family is a prom-client collectable computed at
+ * scrape: series of a worker vanish with the worker, and the runqueue
+ * histogram is built from the kernel's log2 buckets, which prom-client's
+ * Histogram (observe() one value at a time) cannot ingest.
  *
- * Label cardinality (bounded, by design):
- *   service   service name (e.g. "gunicorn app:app :8000"); at most
- *             `maxServices` (default 64) distinct names over the agent's life,
- *             later ones are reported as service="_other". Services of the
- *             same name are summed.
- *   pid,role  per-worker series exist only for LIVE tracked processes, at most
- *             `maxWorkerSeries` (default 256; the agent's own cap is
- *             --max-tracked). A worker's series are removed at the first tick
- *             after it dies or is retired; no series per dead pid remain.
- *             Processes past the cap are still in the service totals and are
- *             counted in premortem_metrics_workers_omitted.
- *   verdict   the 6 verdict kinds.     kind     minor|major.
- *   state     the 12 TCP states.       le       13 histogram bounds.
- *   type      kernel record types (10).   where  agent error sites (a fixed set in agent.ts).
- *   probe     probes and Python interpreters with GC probes (capped at 32).
- * So a host with S services and W live workers exports at most about
- * 60 + S * 60 + W * 24 series.
+ * Series identity and cardinality (bounded, by design):
+ *   A service is told apart by serviceLabels(): its name, systemd unit and
+ *   cgroup, so two deployments running `gunicorn app:app` stay apart. At most
+ *   `maxServices` (default 64) distinct label sets over the agent's life;
+ *   later ones are summed under service="_other" (without worker series).
+ *   A worker series is keyed by (service, role, slot): a recycled worker
+ *   continues its slot's series (its counters restart, as after any process
+ *   restart; premortem_worker_generation and _start_time_seconds say so).
+ *   `pidLabel` (--metrics-pid-label) adds pid: one series per process, which
+ *   churns the TSDB on every recycle. At most `maxWorkerSeries` (default 256)
+ *   live worker series; series of dead workers are removed at the next tick.
+ * A host with S services and W live workers exports at most about
+ * 80 + S * 40 + W * 24 series, plus prom-client's ~30 default families.
  */
+import * as fs from 'fs';
 import type * as http from 'http';
-import { Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Agent } from './agent';
-import type { Bucket, Death, Delta, IncidentSummary, ServiceBucket } from './proto';
-import type { BundleStore } from './store';
 import { AGENT_VERSION } from './agent';
+import {
+  addHist, emptyHist, FAMILIES, histFromSlots,
+  type FamilyDef, type HistValue, type MetricFamily, type Sample,
+} from './metrics-defs';
+import type { Death, Delta, IncidentSummary, Identity, Marker, Service, ServiceBucket } from './proto';
+import type { BundleStore } from './store';
 
-/** Default bound on live workers with their own series. */
+export type { FamilyDef, FamilyType, HistValue, MetricFamily, Sample } from './metrics-defs';
+
 export const DEFAULT_MAX_WORKER_SERIES = 256;
-/** Default bound on distinct service label values. */
 export const DEFAULT_MAX_SERVICES = 64;
 /** Bound on probe label values. */
 const MAX_PROBE_LABELS = 32;
 /** The label value of services past the cap. */
 export const OTHER_SERVICE = '_other';
-/** Kernel log2 slots (PM_HIST_SLOTS): slot 0 < 1 µs, slot i in [2^(i-1), 2^i) µs. */
-const HIST_SLOTS = 32;
-/**
- * Histogram bounds: every other log2 slot edge (x4 steps, 1 µs .. 4.2 s), 13
- * buckets with +Inf; `le` = the slot's upper edge in seconds.
- */
-const LE_SLOTS = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22];
-const LE_LABELS = LE_SLOTS.map((i) => String(2 ** i / 1e6));
-
-export type FamilyType = 'gauge' | 'counter' | 'histogram';
-
-export interface Sample {
-  labels: Record<string, string>;
-  value: number;
-  /** For histograms: '_bucket' (with labels.le), '_sum' or '_count'. */
-  suffix?: '_bucket' | '_sum' | '_count';
-}
-
-export interface MetricFamily {
-  name: string;
-  help: string;
-  type: FamilyType;
-  /** Unit for OTLP (UCUM): 'By', 's', '1'. */
-  unit: string;
-  samples: Sample[];
-}
+const PSI_RESOURCES = ['cpu', 'memory', 'io'] as const;
 
 export interface MetricsOptions {
   maxWorkerSeries?: number;
   maxServices?: number;
+  /** Add a pid label to worker series (--metrics-pid-label). */
+  pidLabel?: boolean;
   /** Store whose health is exported (premortem_store_*). */
   store?: BundleStore;
   /** URL path served by handle(); default /metrics. */
   path?: string;
+  /** Where PSI totals are read (tests). */
+  pressureDir?: string;
 }
 
 export interface Metrics {
+  /** premortem's families plus the process_* and nodejs_* defaults. */
   readonly registry: Registry;
   /** For the server's extraRoutes: answers GET /metrics, returns false for anything else. */
   handle(req: http.IncomingMessage, res: http.ServerResponse, url: URL): boolean;
-  /** Every family with its current samples (what a scrape returns). */
+  /** premortem's families with their current samples (what a scrape returns; histograms unflattened). */
   families(): MetricFamily[];
-  /** The family definitions (names, types, units) without samples. */
-  definitions(): Array<Omit<MetricFamily, 'samples'>>;
+  definitions(): FamilyDef[];
   /** Stops listening to the agent. */
   close(): void;
 }
 
-interface Hist { slots: number[]; count: number; sumSeconds: number }
-
-interface WorkerSeries {
-  service: string; pid: string; role: string;
-  last: Bucket;
-  cpuMs: number; minor: number; major: number; dstateNs: number; involuntary: number; gcPauses: number; gcNs: number;
-  runq: Hist;
+/**
+ * The labels that tell one service from another. Container and pod identity
+ * (container, pod, namespace) belong here once discovery knows them.
+ */
+export function serviceLabels(s: Pick<Service, 'name' | 'unit' | 'cgroup'> | undefined): Record<string, string> {
+  return { service: s?.name || 'unknown', unit: s?.unit ?? '', cgroup: s?.cgroup ?? '' };
 }
 
-interface ServiceTotals {
-  cpuMs: number; minor: number; major: number; dstateNs: number; gcPauses: number; gcNs: number;
-  retransmits: number; resetsSent: number; resetsReceived: number; listenDrops: number;
-  runq: Hist;
-}
-
-const newHist = (): Hist => ({ slots: new Array<number>(HIST_SLOTS).fill(0), count: 0, sumSeconds: 0 });
-/** Midpoint of a slot in seconds: the kernel keeps counts per slot, not the waits themselves. */
-const slotMidSeconds = (i: number) => (i === 0 ? 0.5 : 1.5 * 2 ** (i - 1)) / 1e6;
-
-function addHist(h: Hist, slots: number[]): void {
-  for (let i = 0; i < HIST_SLOTS && i < slots.length; i++) {
-    const n = slots[i] || 0;
-    if (!n) continue;
-    h.slots[i] += n;
-    h.count += n;
-    h.sumSeconds += n * slotMidSeconds(i);
+let defaults: Registry | undefined;
+/** prom-client's default collectors, once per process (they install process-wide observers). */
+function defaultRegistry(): Registry {
+  if (!defaults) {
+    defaults = new Registry();
+    collectDefaultMetrics({ register: defaults });
+    // Gauges named like counters (promtool rejects them); nodejs_active_handles etc. say the same by type.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) defaults.removeSingleMetric(name);
   }
+  return defaults;
 }
 
-function histSamples(h: Hist, labels: Record<string, string>): Sample[] {
-  const out: Sample[] = [];
-  let cum = 0, next = 0;
-  for (let k = 0; k < LE_SLOTS.length; k++) {
-    while (next <= LE_SLOTS[k]) cum += h.slots[next++];
-    out.push({ labels: { ...labels, le: LE_LABELS[k] }, value: cum, suffix: '_bucket' });
+/** Cumulative pressure stall seconds from /proc/pressure/* ("total=" is in µs); absent resources are skipped. */
+export function readPressureTotals(dir = '/proc/pressure'): Array<{ resource: string; kind: string; seconds: number }> {
+  const out: Array<{ resource: string; kind: string; seconds: number }> = [];
+  for (const resource of PSI_RESOURCES) {
+    let text: string;
+    try { text = fs.readFileSync(`${dir}/${resource}`, 'utf8'); } catch { continue; }
+    for (const line of text.split('\n')) {
+      const m = /^(some|full) .*\btotal=(\d+)/.exec(line);
+      if (m) out.push({ resource, kind: m[1], seconds: Number(m[2]) / 1e6 });
+    }
   }
-  out.push({ labels: { ...labels, le: '+Inf' }, value: h.count, suffix: '_bucket' });
-  out.push({ labels, value: h.sumSeconds, suffix: '_sum' });
-  out.push({ labels, value: h.count, suffix: '_count' });
   return out;
 }
 
-/** name, type, unit, help: the one list of families (order = exposition order). */
-const DEFS: Array<[string, FamilyType, string, string]> = [
-  // per worker (live only)
-  ['premortem_worker_rss_bytes', 'gauge', 'By', 'Resident set size of a live tracked process at the end of the last interval.'],
-  ['premortem_worker_threads', 'gauge', '1', 'Threads of a live tracked process.'],
-  ['premortem_worker_cgroup_memory_usage_bytes', 'gauge', 'By', 'Usage of the memory cgroup of a live tracked process (0 when unknown).'],
-  ['premortem_worker_cgroup_memory_limit_bytes', 'gauge', 'By', 'Limit of the memory cgroup of a live tracked process (absent when unlimited).'],
-  ['premortem_worker_cpu_seconds_total', 'counter', 's', 'CPU time of a live tracked process since premortem began tracking it.'],
-  ['premortem_worker_page_faults_total', 'counter', '1', 'Page faults of a live tracked process, by kind (minor|major).'],
-  ['premortem_worker_dstate_seconds_total', 'counter', 's', 'Time a live tracked process spent in uninterruptible sleep (D state).'],
-  ['premortem_worker_involuntary_switches_total', 'counter', '1', 'Involuntary context switches (preemptions) of a live tracked process.'],
-  ['premortem_worker_gc_pauses_total', 'counter', '1', 'Python GC collections of a live tracked process (USDT gc__start/gc__done).'],
-  ['premortem_worker_gc_pause_seconds_total', 'counter', 's', 'Time a live tracked process spent paused in Python GC.'],
-  ['premortem_worker_runqueue_latency_seconds', 'histogram', 's', 'Time the threads of a live tracked process waited runnable for a CPU (kernel log2 histogram; _sum estimated from bucket midpoints).'],
-  // per service
-  ['premortem_service_workers_alive', 'gauge', '1', 'Live workers of the service.'],
-  ['premortem_service_rss_bytes', 'gauge', 'By', 'Sum of the RSS of the service\'s live tracked processes.'],
-  ['premortem_service_sockets', 'gauge', '1', 'TCP sockets on the service\'s ports, by state.'],
-  ['premortem_service_backlog_depth', 'gauge', '1', 'Accept queue depth of the service\'s listening sockets.'],
-  ['premortem_service_backlog_max', 'gauge', '1', 'Accept queue limit (listen backlog) of the service\'s listening sockets.'],
-  ['premortem_service_cpu_seconds_total', 'counter', 's', 'CPU time of the service\'s tracked processes.'],
-  ['premortem_service_page_faults_total', 'counter', '1', 'Page faults of the service\'s tracked processes, by kind.'],
-  ['premortem_service_dstate_seconds_total', 'counter', 's', 'D-state time of the service\'s tracked processes.'],
-  ['premortem_service_gc_pauses_total', 'counter', '1', 'Python GC collections in the service\'s tracked processes.'],
-  ['premortem_service_gc_pause_seconds_total', 'counter', 's', 'Time the service\'s tracked processes spent paused in Python GC.'],
-  ['premortem_service_runqueue_latency_seconds', 'histogram', 's', 'Runqueue waits of the service\'s tracked processes, dead ones included.'],
-  ['premortem_service_tcp_retransmits_total', 'counter', '1', 'TCP retransmits on the service\'s ports.'],
-  ['premortem_service_tcp_resets_sent_total', 'counter', '1', 'TCP resets sent on the service\'s ports.'],
-  ['premortem_service_tcp_resets_received_total', 'counter', '1', 'TCP resets received on the service\'s ports.'],
-  ['premortem_service_listen_drops_total', 'counter', '1', 'Connections dropped because the service\'s accept queue was full.'],
-  ['premortem_worker_deaths_total', 'counter', '1', 'Worker deaths judged by the agent, by service and verdict (planned exits included).'],
-  ['premortem_incidents_total', 'counter', '1', 'Post-mortem bundles written, by service and verdict.'],
-  // host
-  ['premortem_host_pressure_avg10', 'gauge', '1', 'Pressure stall information, 10 s average in percent, by resource and kind.'],
-  ['premortem_host_load1', 'gauge', '1', 'Host 1-minute load average.'],
-  ['premortem_host_memory_available_bytes', 'gauge', 'By', 'Host MemAvailable.'],
-  // the agent itself
-  ['premortem_agent_info', 'gauge', '1', 'The agent\'s version (value 1).'],
-  ['premortem_agent_start_time_seconds', 'gauge', 's', 'Unix time the agent started.'],
-  ['premortem_agent_records_delivered_total', 'counter', '1', 'Kernel records delivered to the agent, by record type.'],
-  ['premortem_agent_records_dropped_total', 'counter', '1', 'Kernel records lost (ring buffer full), by record type.'],
-  ['premortem_agent_tracked_processes', 'gauge', '1', 'Processes the agent keeps timelines of (recently dead included).'],
-  ['premortem_agent_tracked_workers_alive', 'gauge', '1', 'Live processes the kernel filter tracks.'],
-  ['premortem_agent_refused_over_cap_total', 'counter', '1', 'Processes not tracked because --max-tracked was reached.'],
-  ['premortem_agent_resident_memory_bytes', 'gauge', 'By', 'RSS of the agent process.'],
-  ['premortem_agent_heap_used_bytes', 'gauge', 'By', 'V8 heap used by the agent.'],
-  ['premortem_agent_timeline_bytes', 'gauge', 'By', 'Memory held by timelines.'],
-  ['premortem_agent_cpu_seconds_total', 'counter', 's', 'CPU time of the agent process, by mode (user|system).'],
-  ['premortem_agent_errors_total', 'counter', '1', 'Errors the agent counted and survived, by where they happened.'],
-  ['premortem_agent_probe_enabled', 'gauge', '1', 'Whether a probe (or a Python interpreter\'s GC probes) is on (1) or off (0).'],
-  ['premortem_store_writes_total', 'counter', '1', 'Post-mortem bundles written to disk.'],
-  ['premortem_store_errors_total', 'counter', '1', 'Post-mortem store errors (write failures, full disk...).'],
-  ['premortem_store_evicted_total', 'counter', '1', 'Bundles deleted to respect the quota or retention.'],
-  ['premortem_store_bytes', 'gauge', 'By', 'Disk used by post-mortem bundles.'],
-  ['premortem_store_quota_bytes', 'gauge', 'By', 'Disk quota of the post-mortem store.'],
-  ['premortem_store_bundles', 'gauge', '1', 'Post-mortem bundles on disk.'],
-  ['premortem_metrics_workers_omitted', 'gauge', '1', 'Live workers without per-worker series because maxWorkerSeries was reached.'],
-];
+interface WorkerSeries {
+  labels: Record<string, string>;
+  startMs: number;
+  identity?: Identity;
+  last: { rss: number; threads: number; cgUsage: number; cgLimit: number };
+  cpuMs: number; minor: number; major: number; dstateNs: number; involuntary: number; gcPauses: number; gcNs: number;
+  runq: HistValue;
+}
+
+interface ServiceTotals {
+  labels: Record<string, string>;
+  startMs: number;
+  cpuMs: number; minor: number; major: number; dstateNs: number; gcPauses: number; gcNs: number;
+  retransmits: number; resetsSent: number; resetsReceived: number; listenDrops: number;
+  runq: HistValue;
+}
+
+interface ServiceGauges { labels: Record<string, string>; alive: number; rss: number; sockets: Map<string, number>; depth?: number; max: number }
 
 export function createMetrics(agent: Agent, options: MetricsOptions = {}): Metrics {
   const maxWorkers = options.maxWorkerSeries ?? DEFAULT_MAX_WORKER_SERIES;
   const maxServices = options.maxServices ?? DEFAULT_MAX_SERVICES;
   if (!(maxWorkers >= 0) || !(maxServices >= 1)) throw new TypeError('createMetrics: maxWorkerSeries must be >= 0 and maxServices >= 1');
   const metricsPath = options.path ?? '/metrics';
+  const bornMs = Date.now();
 
-  const serviceLabels = new Set<string>();
-  const serviceNames = new Map<string, string>(); // service id -> name
-  const workers = new Map<string, WorkerSeries>(); // "pid:startTicks" -> live worker series
-  const totals = new Map<string, ServiceTotals>(); // service label -> counters
-  let serviceGauges = new Map<string, { alive: number; rss: number; sockets: Map<string, number>; depth: number; max: number }>();
-  let host: Delta['host'];
+  const serviceKeys = new Set<string>(); // label sets admitted under the cap
+  const services = new Map<string, Service>(); // service id -> service, refreshed from snapshots
+  const processes = new Map<string, WorkerSeries>(); // "pid:startTicks" -> accumulators of a live process
+  const totals = new Map<string, ServiceTotals>(); // service label key -> counters
+  let gauges = new Map<string, ServiceGauges>();
+  const events = new Map<string, { family: string; labels: Record<string, string>; n: number }>(); // deaths, incidents, markers
   let omitted = 0;
-  const deaths = new Map<string, number>(); // "service\0verdict"
-  const incidents = new Map<string, number>();
+  let cached: Map<string, Sample[]> | undefined;
 
-  const labelOf = (name: string): string => {
-    if (serviceLabels.has(name)) return name;
-    if (serviceLabels.size < maxServices) {
-      serviceLabels.add(name);
-      return name;
+  /** The labels of a service, or undefined when it falls past the cap (then: _other). */
+  const labelsOfService = (id: string): { labels: Record<string, string>; admitted: boolean } => {
+    if (!services.has(id)) for (const s of agent.snapshot().services) services.set(s.id, s);
+    const labels = serviceLabels(services.get(id));
+    const key = JSON.stringify(labels);
+    if (serviceKeys.has(key) || serviceKeys.size < maxServices) {
+      serviceKeys.add(key);
+      return { labels, admitted: true };
     }
-    return OTHER_SERVICE;
+    return { labels: serviceLabels({ name: OTHER_SERVICE, unit: '', cgroup: '' }), admitted: false };
   };
-  const serviceLabelById = (id: string): string => {
-    let name = serviceNames.get(id);
-    if (name === undefined) {
-      for (const s of agent.snapshot().services) serviceNames.set(s.id, s.name);
-      name = serviceNames.get(id) ?? (id ? id : 'unknown');
+  const keyOf = (labels: Record<string, string>) => JSON.stringify(labels);
+  const totalsOf = (labels: Record<string, string>): ServiceTotals => {
+    const key = keyOf(labels);
+    let t = totals.get(key);
+    if (!t) {
+      t = { labels, startMs: Date.now(), cpuMs: 0, minor: 0, major: 0, dstateNs: 0, gcPauses: 0, gcNs: 0, retransmits: 0, resetsSent: 0, resetsReceived: 0, listenDrops: 0, runq: emptyHist() };
+      totals.set(key, t);
     }
-    return labelOf(name);
-  };
-  const totalsOf = (label: string): ServiceTotals => {
-    let t = totals.get(label);
-    if (!t) totals.set(label, (t = { cpuMs: 0, minor: 0, major: 0, dstateNs: 0, gcPauses: 0, gcNs: 0, retransmits: 0, resetsSent: 0, resetsReceived: 0, listenDrops: 0, runq: newHist() }));
     return t;
   };
+  const count = (family: string, labels: Record<string, string>) => {
+    cached = undefined;
+    const key = family + keyOf(labels);
+    const e = events.get(key);
+    if (e) e.n++;
+    else events.set(key, { family, labels, n: 1 });
+  };
 
-  let cached: Map<string, Sample[]> | undefined;
-  const onTick = (delta: Delta) => {
+  function workerLabels(service: Record<string, string>, id: Identity | undefined, pid: number): Record<string, string> {
+    const l: Record<string, string> = { ...service, role: id?.role ?? 'unknown' };
+    if (id?.role === 'worker') l.slot = String(id.slot ?? 0);
+    if (options.pidLabel || !id) l.pid = String(pid); // without an identity, only the pid tells processes apart
+    return l;
+  }
+
+  function onTick(delta: Delta): void {
     cached = undefined;
     const snap = agent.snapshot();
-    const roles = new Map<string, string>();
-    for (const s of snap.services) serviceNames.set(s.id, s.name);
-    for (const w of snap.workers) if (w.identity) roles.set(`${w.identity.pid}:${w.identity.startTicks}`, w.identity.role);
-    const gauges: typeof serviceGauges = new Map();
-    const gaugesOf = (label: string) => {
-      let g = gauges.get(label);
-      if (!g) gauges.set(label, (g = { alive: 0, rss: 0, sockets: new Map(), depth: 0, max: 0 }));
-      return g;
+    for (const s of snap.services) services.set(s.id, s);
+    const identities = new Map<string, Identity>();
+    for (const w of snap.workers) if (w.identity) identities.set(`${w.identity.pid}:${w.identity.startTicks}`, w.identity);
+    const next: typeof gauges = new Map();
+    const gaugesOf = (labels: Record<string, string>, sid?: string) => {
+      const key = keyOf(labels);
+      let gv = next.get(key);
+      if (!gv) next.set(key, (gv = { labels, alive: 0, rss: 0, sockets: new Map(), max: 0 }));
+      if (sid && services.get(sid)?.ports?.length) gv.depth ??= 0;
+      return gv;
     };
     omitted = 0;
-    // Workers absent from this tick died or were retired: their series go first, freeing room under the cap.
+    // Processes absent from this tick died or were retired: their series go first, freeing room under the cap.
     const present = new Set(delta.workers.map((wb) => `${wb.pid}:${wb.startTicks}`));
-    for (const key of workers.keys()) if (!present.has(key)) workers.delete(key);
+    for (const key of processes.keys()) if (!present.has(key)) processes.delete(key);
+    const claimed = new Set<string>();
     for (const wb of delta.workers) {
       const b = wb.bucket;
       if (!b) continue;
       const key = `${wb.pid}:${wb.startTicks}`;
-      const label = serviceLabelById(wb.serviceId);
-      const t = totalsOf(label);
+      const { labels: sl, admitted } = labelsOfService(wb.serviceId);
+      const t = totalsOf(sl);
       t.cpuMs += b.cpuMs || 0; t.minor += b.minorFaults || 0; t.major += b.majorFaults || 0; t.dstateNs += b.dstateNs || 0;
       t.gcPauses += b.gcPauses || 0; t.gcNs += b.gcPauseNs || 0;
-      addHist(t.runq, b.runqHist ?? []);
-      gaugesOf(label).rss += b.rssBytes || 0;
-      let w = workers.get(key);
-      if (!w) {
-        if (workers.size >= maxWorkers) {
-          omitted++;
-          continue;
-        }
-        w = { service: label, pid: String(wb.pid), role: roles.get(key) ?? 'unknown', last: b, cpuMs: 0, minor: 0, major: 0, dstateNs: 0, involuntary: 0, gcPauses: 0, gcNs: 0, runq: newHist() };
-        workers.set(key, w);
+      const h = histFromSlots(b.runqHist ?? []);
+      addHist(t.runq, h);
+      gaugesOf(sl, wb.serviceId).rss += b.rssBytes || 0;
+      let w = processes.get(key);
+      const id = identities.get(key) ?? w?.identity;
+      const labels = workerLabels(sl, id, wb.pid);
+      const lk = keyOf(labels);
+      if (!admitted || claimed.has(lk) || (!w && processes.size >= maxWorkers)) {
+        omitted++;
+        continue;
       }
-      w.role = roles.get(key) ?? w.role;
-      w.last = b;
+      claimed.add(lk);
+      if (!w) {
+        w = { labels, startMs: Date.now(), last: { rss: 0, threads: 0, cgUsage: 0, cgLimit: 0 }, cpuMs: 0, minor: 0, major: 0, dstateNs: 0, involuntary: 0, gcPauses: 0, gcNs: 0, runq: emptyHist() };
+        processes.set(key, w);
+      }
+      w.identity = id;
+      w.labels = labels; // a master found to have workers becomes role="master"
+      w.last = { rss: b.rssBytes || 0, threads: b.threads || 0, cgUsage: b.cgroupUsageBytes || 0, cgLimit: b.cgroupLimitBytes || 0 };
       w.cpuMs += b.cpuMs || 0; w.minor += b.minorFaults || 0; w.major += b.majorFaults || 0; w.dstateNs += b.dstateNs || 0;
       w.involuntary += b.involuntarySwitches || 0; w.gcPauses += b.gcPauses || 0; w.gcNs += b.gcPauseNs || 0;
-      addHist(w.runq, b.runqHist ?? []);
+      addHist(w.runq, h);
     }
     for (const sb of delta.services as ServiceBucket[]) {
-      const label = serviceLabelById(sb.serviceId);
-      const g = gaugesOf(label);
-      g.alive += sb.workersAlive || 0;
-      g.depth += sb.backlogDepth || 0;
-      g.max += sb.backlogMax || 0;
-      for (const [state, n] of Object.entries(sb.socketStates ?? {})) g.sockets.set(state, (g.sockets.get(state) ?? 0) + n);
-      const t = totalsOf(label);
+      const { labels: sl } = labelsOfService(sb.serviceId);
+      const gv = gaugesOf(sl, sb.serviceId);
+      gv.alive += sb.workersAlive || 0;
+      if (gv.depth !== undefined) gv.depth += sb.backlogDepth || 0;
+      gv.max += sb.backlogMax || 0;
+      for (const [state, n] of Object.entries(sb.socketStates ?? {})) gv.sockets.set(state, (gv.sockets.get(state) ?? 0) + n);
+      const t = totalsOf(sl);
       t.retransmits += sb.retransmits || 0; t.resetsSent += sb.resetsSent || 0;
       t.resetsReceived += sb.resetsReceived || 0; t.listenDrops += sb.listenDrops || 0;
     }
-    serviceGauges = gauges;
-    host = delta.host;
-  };
-  const onDeath = (d: Death) => {
-    cached = undefined;
-    const key = `${serviceLabelById(d.identity?.serviceId ?? '')}\0${d.verdict?.kind ?? 'unknown'}`;
-    deaths.set(key, (deaths.get(key) ?? 0) + 1);
-  };
-  const onBundle = (i: IncidentSummary) => {
-    cached = undefined;
-    const key = `${labelOf(i.service || 'unknown')}\0${i.verdictKind}`;
-    incidents.set(key, (incidents.get(key) ?? 0) + 1);
-  };
+    gauges = next;
+    for (const m of (delta.markers ?? []) as Marker[]) {
+      if (m.serviceId) count('premortem_service_markers_total', { ...labelsOfService(m.serviceId).labels, kind: m.kind });
+    }
+  }
+  const onDeath = (d: Death) => count('premortem_worker_deaths_total',
+    { ...labelsOfService(d.identity?.serviceId ?? '').labels, verdict: d.verdict?.kind ?? 'unknown', failure: String(d.verdict?.failure ?? true) });
+  const onBundle = (i: IncidentSummary) => count('premortem_incidents_total', { ...labelsOfService(i.serviceId).labels, verdict: i.verdictKind });
   agent.on('tick', onTick);
   agent.on('death', onDeath);
   agent.on('bundle', onBundle);
 
+  function workerSamples(add: (name: string, labels: Record<string, string>, value: number, startMs?: number) => void, hist: (name: string, s: Sample) => void): void {
+    for (const w of processes.values()) {
+      const l = w.labels;
+      if (w.last.rss) add('premortem_worker_rss_bytes', l, w.last.rss);
+      if (w.last.threads) add('premortem_worker_threads', l, w.last.threads);
+      if (w.last.cgUsage) add('premortem_worker_cgroup_memory_usage_bytes', l, w.last.cgUsage);
+      if (w.last.cgLimit) add('premortem_worker_cgroup_memory_limit_bytes', l, w.last.cgLimit);
+      if (w.identity) {
+        add('premortem_worker_generation', l, w.identity.generation);
+        add('premortem_worker_start_time_seconds', l, w.identity.startedMs / 1000);
+      }
+      add('premortem_worker_cpu_seconds_total', l, w.cpuMs / 1000, w.startMs);
+      add('premortem_worker_page_faults_total', { ...l, kind: 'minor' }, w.minor, w.startMs);
+      add('premortem_worker_page_faults_total', { ...l, kind: 'major' }, w.major, w.startMs);
+      add('premortem_worker_dstate_seconds_total', l, w.dstateNs / 1e9, w.startMs);
+      add('premortem_worker_involuntary_switches_total', l, w.involuntary, w.startMs);
+      add('premortem_worker_gc_pauses_total', l, w.gcPauses, w.startMs);
+      add('premortem_worker_gc_pause_seconds_total', l, w.gcNs / 1e9, w.startMs);
+      hist('premortem_worker_runqueue_latency_seconds', { labels: l, value: w.runq.count, hist: w.runq, startMs: w.startMs });
+    }
+  }
+
+  function serviceSamples(add: (name: string, labels: Record<string, string>, value: number, startMs?: number) => void, hist: (name: string, s: Sample) => void): void {
+    for (const gv of gauges.values()) {
+      const l = gv.labels;
+      add('premortem_service_workers_alive', l, gv.alive);
+      add('premortem_service_rss_bytes', l, gv.rss);
+      for (const [state, n] of gv.sockets) add('premortem_service_sockets', { ...l, state }, n);
+      if (gv.depth !== undefined) add('premortem_service_backlog_depth', l, gv.depth);
+      if (gv.max) add('premortem_service_backlog_max', l, gv.max);
+    }
+    for (const t of totals.values()) {
+      const l = t.labels;
+      const at = t.startMs;
+      add('premortem_service_cpu_seconds_total', l, t.cpuMs / 1000, at);
+      add('premortem_service_page_faults_total', { ...l, kind: 'minor' }, t.minor, at);
+      add('premortem_service_page_faults_total', { ...l, kind: 'major' }, t.major, at);
+      add('premortem_service_dstate_seconds_total', l, t.dstateNs / 1e9, at);
+      add('premortem_service_gc_pauses_total', l, t.gcPauses, at);
+      add('premortem_service_gc_pause_seconds_total', l, t.gcNs / 1e9, at);
+      hist('premortem_service_runqueue_latency_seconds', { labels: l, value: t.runq.count, hist: t.runq, startMs: at });
+      add('premortem_service_tcp_retransmits_total', l, t.retransmits, at);
+      add('premortem_service_tcp_resets_sent_total', l, t.resetsSent, at);
+      add('premortem_service_tcp_resets_received_total', l, t.resetsReceived, at);
+      add('premortem_service_listen_drops_total', l, t.listenDrops, at);
+    }
+    for (const e of events.values()) add(e.family, e.labels, e.n, bornMs);
+  }
+
   function compute(): Map<string, Sample[]> {
-    const s = new Map<string, Sample[]>(DEFS.map(([name]) => [name, []]));
-    const add = (name: string, labels: Record<string, string>, value: number) => s.get(name)!.push({ labels, value });
-    for (const w of workers.values()) {
-      const l = { service: w.service, pid: w.pid, role: w.role };
-      add('premortem_worker_rss_bytes', l, w.last.rssBytes || 0);
-      add('premortem_worker_threads', l, w.last.threads || 0);
-      add('premortem_worker_cgroup_memory_usage_bytes', l, w.last.cgroupUsageBytes || 0);
-      if (w.last.cgroupLimitBytes) add('premortem_worker_cgroup_memory_limit_bytes', l, w.last.cgroupLimitBytes);
-      add('premortem_worker_cpu_seconds_total', l, w.cpuMs / 1000);
-      add('premortem_worker_page_faults_total', { ...l, kind: 'minor' }, w.minor);
-      add('premortem_worker_page_faults_total', { ...l, kind: 'major' }, w.major);
-      add('premortem_worker_dstate_seconds_total', l, w.dstateNs / 1e9);
-      add('premortem_worker_involuntary_switches_total', l, w.involuntary);
-      add('premortem_worker_gc_pauses_total', l, w.gcPauses);
-      add('premortem_worker_gc_pause_seconds_total', l, w.gcNs / 1e9);
-      s.get('premortem_worker_runqueue_latency_seconds')!.push(...histSamples(w.runq, l));
-    }
-    for (const [service, g] of serviceGauges) {
-      const l = { service };
-      add('premortem_service_workers_alive', l, g.alive);
-      add('premortem_service_rss_bytes', l, g.rss);
-      for (const [state, n] of g.sockets) add('premortem_service_sockets', { service, state }, n);
-      add('premortem_service_backlog_depth', l, g.depth);
-      add('premortem_service_backlog_max', l, g.max);
-    }
-    for (const [service, t] of totals) {
-      const l = { service };
-      add('premortem_service_cpu_seconds_total', l, t.cpuMs / 1000);
-      add('premortem_service_page_faults_total', { service, kind: 'minor' }, t.minor);
-      add('premortem_service_page_faults_total', { service, kind: 'major' }, t.major);
-      add('premortem_service_dstate_seconds_total', l, t.dstateNs / 1e9);
-      add('premortem_service_gc_pauses_total', l, t.gcPauses);
-      add('premortem_service_gc_pause_seconds_total', l, t.gcNs / 1e9);
-      s.get('premortem_service_runqueue_latency_seconds')!.push(...histSamples(t.runq, l));
-      add('premortem_service_tcp_retransmits_total', l, t.retransmits);
-      add('premortem_service_tcp_resets_sent_total', l, t.resetsSent);
-      add('premortem_service_tcp_resets_received_total', l, t.resetsReceived);
-      add('premortem_service_listen_drops_total', l, t.listenDrops);
-    }
-    for (const [key, n] of deaths) {
-      const [service, verdict] = key.split('\0');
-      add('premortem_worker_deaths_total', { service, verdict }, n);
-    }
-    for (const [key, n] of incidents) {
-      const [service, verdict] = key.split('\0');
-      add('premortem_incidents_total', { service, verdict }, n);
-    }
-    if (host) {
-      const p = 'premortem_host_pressure_avg10';
-      add(p, { resource: 'memory', kind: 'some' }, host.psiMemSomeAvg10);
-      add(p, { resource: 'memory', kind: 'full' }, host.psiMemFullAvg10);
-      add(p, { resource: 'cpu', kind: 'some' }, host.psiCpuSomeAvg10);
-      add(p, { resource: 'io', kind: 'some' }, host.psiIoSomeAvg10);
-      add(p, { resource: 'io', kind: 'full' }, host.psiIoFullAvg10);
-      add('premortem_host_load1', {}, host.load1);
-      add('premortem_host_memory_available_bytes', {}, host.memAvailableBytes);
-    }
+    const s = new Map<string, Sample[]>(FAMILIES.map((f) => [f.name, []]));
+    const add = (name: string, labels: Record<string, string>, value: number, startMs?: number) => s.get(name)!.push({ labels, value, startMs });
+    const hist = (name: string, x: Sample) => s.get(name)!.push(x);
+    workerSamples(add, hist);
+    serviceSamples(add, hist);
+    for (const p of readPressureTotals(options.pressureDir)) add('premortem_host_pressure_seconds_total', { resource: p.resource, kind: p.kind }, p.seconds, bornMs);
     const h = agent.health();
-    add('premortem_agent_info', { version: AGENT_VERSION }, 1);
-    add('premortem_agent_start_time_seconds', {}, h.startedMs / 1000);
-    for (const [type, n] of Object.entries(h.records.delivered)) add('premortem_agent_records_delivered_total', { type }, n);
-    for (const [type, n] of Object.entries(h.records.dropped)) add('premortem_agent_records_dropped_total', { type }, n);
+    const since = h.startedMs || bornMs;
+    add('premortem_build_info', { version: AGENT_VERSION }, 1);
+    for (const [type, n] of Object.entries(h.records.delivered)) add('premortem_agent_records_delivered_total', { type }, n, since);
+    for (const [type, n] of Object.entries(h.records.dropped)) add('premortem_agent_records_dropped_total', { type }, n, since);
     add('premortem_agent_tracked_processes', {}, h.trackedProcesses);
     add('premortem_agent_tracked_workers_alive', {}, h.trackedWorkersAlive);
-    add('premortem_agent_refused_over_cap_total', {}, h.refusedOverCap);
-    add('premortem_agent_resident_memory_bytes', {}, h.memory.rssBytes);
-    add('premortem_agent_heap_used_bytes', {}, h.memory.heapUsedBytes);
+    add('premortem_agent_refused_over_cap_total', {}, h.refusedOverCap, since);
     add('premortem_agent_timeline_bytes', {}, h.memory.timelineBytes);
-    add('premortem_agent_cpu_seconds_total', { mode: 'user' }, h.cpu.userMs / 1000);
-    add('premortem_agent_cpu_seconds_total', { mode: 'system' }, h.cpu.systemMs / 1000);
-    for (const [where, n] of Object.entries(h.errors)) add('premortem_agent_errors_total', { where }, n);
+    for (const [where, n] of Object.entries(h.errors)) add('premortem_agent_errors_total', { where }, n, since);
     for (const f of h.features.slice(0, MAX_PROBE_LABELS)) add('premortem_agent_probe_enabled', { probe: f.name }, f.enabled ? 1 : 0);
     const st = options.store?.health();
     if (st) {
-      add('premortem_store_writes_total', {}, st.writes);
-      add('premortem_store_errors_total', {}, st.errors);
-      add('premortem_store_evicted_total', {}, st.evicted);
+      add('premortem_store_writes_total', {}, st.writes, since);
+      add('premortem_store_errors_total', {}, st.errors, since);
+      add('premortem_store_evicted_total', {}, st.evicted, since);
       add('premortem_store_bytes', {}, st.bytesUsed);
       add('premortem_store_quota_bytes', {}, st.quotaBytes);
       add('premortem_store_bundles', {}, st.bundles);
@@ -396,18 +341,9 @@ export function createMetrics(agent: Agent, options: MetricsOptions = {}): Metri
     return cached;
   };
 
-  const registry = new Registry();
-  for (const [name, type, , help] of DEFS) {
-    // A prom-client collectable: the registry formats and escapes what get() returns.
-    const collectable = {
-      name, help, type, aggregator: 'sum',
-      get: async () => ({
-        name, help, type, aggregator: 'sum',
-        values: current().get(name)!.map((x) => ({ labels: x.labels, value: x.value, ...(x.suffix ? { metricName: name + x.suffix } : {}) })),
-      }),
-    };
-    registry.registerMetric(collectable as unknown as Parameters<Registry['registerMetric']>[0]);
-  }
+  const own = new Registry();
+  for (const def of FAMILIES) own.registerMetric(collectable(def, () => current().get(def.name)!) as never);
+  const registry = Registry.merge([own, defaultRegistry()]);
 
   return {
     registry,
@@ -429,10 +365,10 @@ export function createMetrics(agent: Agent, options: MetricsOptions = {}): Metri
     },
     families() {
       const cur = current();
-      return DEFS.map(([name, type, unit, help]) => ({ name, type, unit, help, samples: cur.get(name)! }));
+      return FAMILIES.map((f) => ({ ...f, samples: cur.get(f.name)! }));
     },
     definitions() {
-      return DEFS.map(([name, type, unit, help]) => ({ name, type, unit, help }));
+      return FAMILIES.map((f) => ({ ...f }));
     },
     close() {
       agent.off('tick', onTick);
@@ -440,4 +376,31 @@ export function createMetrics(agent: Agent, options: MetricsOptions = {}): Metri
       agent.off('bundle', onBundle);
     },
   };
+}
+
+/** A prom-client collectable for one family: the registry formats and escapes what get() returns. */
+function collectable(def: FamilyDef, samples: () => Sample[]) {
+  const { name, help, type } = def;
+  return {
+    name, help, type, aggregator: 'sum',
+    get: async () => ({
+      name, help, type, aggregator: 'sum',
+      values: type === 'histogram' ? samples().flatMap((s) => flatten(name, s)) : samples().map((s) => ({ labels: s.labels, value: s.value })),
+    }),
+  };
+}
+
+/** A histogram sample as Prometheus series: cumulative _bucket{le}, _sum, _count. */
+function flatten(name: string, s: Sample): Array<{ labels: Record<string, string>; value: number; metricName: string }> {
+  const h = s.hist!;
+  const out: Array<{ labels: Record<string, string>; value: number; metricName: string }> = [];
+  let cum = 0;
+  h.bounds.forEach((b, i) => {
+    cum += h.counts[i];
+    out.push({ labels: { ...s.labels, le: String(b) }, value: cum, metricName: `${name}_bucket` });
+  });
+  out.push({ labels: { ...s.labels, le: '+Inf' }, value: h.count, metricName: `${name}_bucket` });
+  out.push({ labels: s.labels, value: h.sum, metricName: `${name}_sum` });
+  out.push({ labels: s.labels, value: h.count, metricName: `${name}_count` });
+  return out;
 }

@@ -1,31 +1,40 @@
 /**
  * Optional OpenTelemetry export (`premortem run --otlp-endpoint URL`), with
  * the official OpenTelemetry JS SDK over OTLP/HTTP protobuf:
- *   - metrics: the same families as /metrics (agent/metrics.ts), read by one
- *     batch observable callback at each export (every `intervalMs`, default
- *     15 s, or OTEL_METRIC_EXPORT_INTERVAL) and sent to URL/v1/metrics. Gauges become observable gauges,
- *     counters observable (cumulative, monotonic) counters. OTel has no
- *     observable histogram, so a histogram family `x` is sent as the
- *     cumulative counters `x_bucket` (attribute `le`), `x_count` and `x_sum`,
- *     exactly the series Prometheus would scrape.
+ *   - metrics: the same families and samples as /metrics (agent/metrics.ts),
+ *     handed to the SDK's PeriodicExportingMetricReader by a MetricProducer at
+ *     each export (every `intervalMs`, default 15 s, or
+ *     OTEL_METRIC_EXPORT_INTERVAL) and sent to URL/v1/metrics: gauges as
+ *     gauges, counters as cumulative monotonic sums (start time = when the
+ *     series began counting), histograms as real explicit-bucket histograms
+ *     (the runqueue latency: bounds in seconds, count, sum), not flattened
+ *     `_bucket` counters. Labels become attributes under their
+ *     semantic-convention names where one exists (service -> service.name of
+ *     the traced service, pid -> process.pid, cgroup -> process.linux.cgroup),
+ *     `premortem.<label>` otherwise (premortem.slot, premortem.verdict...).
  *   - logs: each post-mortem written becomes one log record (URL/v1/logs):
  *     body = the verdict's summary, severity ERROR for failures and INFO for
- *     planned exits, attributes premortem.verdict, premortem.summary,
- *     premortem.bundle_id, premortem.service, premortem.failure, process.pid,
+ *     planned exits, attributes service.name (the traced service),
+ *     process.pid, process.exit.code (exits), premortem.verdict,
+ *     premortem.summary, premortem.bundle_id, premortem.failure,
  *     premortem.signal, premortem.sender_pid, premortem.evidence.
- * Resource: service.name=premortem, service.version, host.name. Log records
- * are batched for `logDelayMs` (default 1 s, or OTEL_BLRP_SCHEDULE_DELAY).
- * The exporters load their HTTP transport with a dynamic import(): run them in
- * plain Node (jest's VM refuses dynamic imports without a flag).
+ * Resource: the SDK's default resource (telemetry.sdk.*), then ours
+ * (service.name=premortem, service.version, host.name, k8s.* from
+ * K8S_NODE_NAME / K8S_POD_NAME / K8S_NAMESPACE_NAME / K8S_POD_UID when set),
+ * then the environment's (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME), which
+ * win. Log records are batched for `logDelayMs` (default 1 s, or
+ * OTEL_BLRP_SCHEDULE_DELAY). The exporters load their HTTP transport with a
+ * dynamic import(): run them in plain Node (jest's VM refuses dynamic imports
+ * without a flag).
  *
  * Export failures are logged (at most once a minute) and dropped: the OTLP
  * exporters bound their own queues (the SDK's BatchLogRecordProcessor holds at
  * most MAX_QUEUED_LOG_RECORDS records; metrics are re-read at each export).
  */
 import * as os from 'os';
-import { diag, DiagLogLevel, type ObservableCounter, type ObservableGauge, type Attributes } from '@opentelemetry/api';
+import { diag, DiagLogLevel, type Attributes } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { defaultResource, detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
@@ -33,6 +42,7 @@ import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import type { Agent } from './agent';
 import { AGENT_VERSION } from './agent';
 import type { Metrics } from './metrics';
+import { createMetricProducer } from './otlp-metrics';
 import type { Bundle, IncidentSummary } from './proto';
 import { log as defaultLog, type Logger } from './log';
 
@@ -75,6 +85,22 @@ function baseUrl(endpoint: string): string {
   return u.toString().replace(/\/+$/, '');
 }
 
+/** Kubernetes downward-API variables -> resource attributes (when the DaemonSet sets them). */
+const K8S_ENV: Array<[string, string]> = [
+  ['K8S_NODE_NAME', 'k8s.node.name'], ['K8S_POD_NAME', 'k8s.pod.name'],
+  ['K8S_NAMESPACE_NAME', 'k8s.namespace.name'], ['K8S_POD_UID', 'k8s.pod.uid'],
+];
+
+/**
+ * The SDK's default resource, merged with ours, merged with the environment's
+ * (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME): later ones win.
+ */
+export function otlpResource(env: NodeJS.ProcessEnv = process.env): Resource {
+  const ours: Attributes = { 'service.name': 'premortem', 'service.version': AGENT_VERSION, 'host.name': os.hostname() };
+  for (const [name, attr] of K8S_ENV) if (env[name]) ours[attr] = env[name];
+  return defaultResource().merge(resourceFromAttributes(ours)).merge(detectResources({ detectors: [envDetector] }));
+}
+
 let diagInstalled = false;
 
 export function createOtlpExporter(agent: Agent, metrics: Metrics, options: OtlpOptions): OtlpExporter {
@@ -95,37 +121,17 @@ export function createOtlpExporter(agent: Agent, metrics: Metrics, options: Otlp
     };
     diag.setLogger({ error: warn, warn, info: () => undefined, debug: () => undefined, verbose: () => undefined }, DiagLogLevel.WARN);
   }
-  const resource = resourceFromAttributes({ 'service.name': 'premortem', 'service.version': AGENT_VERSION, 'host.name': os.hostname() });
+  const resource = otlpResource();
   const common = { headers: options.headers, timeoutMillis: EXPORT_TIMEOUT_MS };
 
-  // ---- metrics
+  // ---- metrics: premortem's families through a producer (real histograms, per-series start times)
   const reader = new PeriodicExportingMetricReader({
     exporter: new OTLPMetricExporter({ ...common, url: `${base}/v1/metrics` }),
     exportIntervalMillis: intervalMs,
     exportTimeoutMillis: Math.min(EXPORT_TIMEOUT_MS, intervalMs),
+    metricProducers: [createMetricProducer(metrics, resource, { name: 'premortem', version: AGENT_VERSION })],
   });
   const meterProvider = new MeterProvider({ resource, readers: [reader] });
-  const meter = meterProvider.getMeter('premortem', AGENT_VERSION);
-  const instruments = new Map<string, ObservableGauge | ObservableCounter>();
-  const counter = (name: string, description: string, unit: string) =>
-    instruments.set(name, meter.createObservableCounter(name, { description, unit }));
-  for (const d of metrics.definitions()) {
-    if (d.type === 'gauge') instruments.set(d.name, meter.createObservableGauge(d.name, { description: d.help, unit: d.unit }));
-    else if (d.type === 'counter') counter(d.name, d.help, d.unit);
-    else {
-      counter(`${d.name}_bucket`, `${d.help} Cumulative count of waits <= le seconds.`, '1');
-      counter(`${d.name}_count`, `${d.help} Count.`, '1');
-      counter(`${d.name}_sum`, `${d.help} Sum.`, d.unit);
-    }
-  }
-  meter.addBatchObservableCallback((result) => {
-    for (const fam of metrics.families()) {
-      for (const s of fam.samples) {
-        const inst = instruments.get(s.suffix ? fam.name + s.suffix : fam.name);
-        if (inst && Number.isFinite(s.value)) result.observe(inst, s.value, s.labels as Attributes);
-      }
-    }
-  }, [...instruments.values()]);
 
   // ---- logs: one record per post-mortem
   const loggerProvider = new LoggerProvider({
@@ -140,20 +146,23 @@ export function createOtlpExporter(agent: Agent, metrics: Metrics, options: Otlp
   const onBundle = (incident: IncidentSummary, bundle?: Bundle) => {
     const v = bundle?.verdict;
     const attributes: Attributes = {
+      'service.name': incident.service,
+      'process.pid': incident.pid,
       'premortem.verdict': incident.verdictKind,
       'premortem.summary': incident.summary,
       'premortem.bundle_id': incident.id,
       'premortem.service': incident.service,
       'premortem.service_id': incident.serviceId,
       'premortem.failure': incident.failure,
-      'process.pid': incident.pid,
       'premortem.start_ticks': incident.startTicks,
     };
+    if (bundle?.service?.unit) attributes['premortem.unit'] = bundle.service.unit;
+    if (bundle?.service?.cgroup) attributes['process.linux.cgroup'] = bundle.service.cgroup;
     if (v) {
       if (v.signalName) attributes['premortem.signal'] = v.signalName;
       if (v.senderPid) attributes['premortem.sender_pid'] = v.senderPid;
       if (v.senderComm) attributes['premortem.sender_comm'] = v.senderComm;
-      if (v.kind === 'exited') attributes['premortem.exit_code'] = v.exitCode;
+      if (v.kind === 'exited') attributes['process.exit.code'] = v.exitCode;
       if (v.limitBytes) attributes['premortem.limit_bytes'] = v.limitBytes;
       attributes['premortem.evidence'] = v.evidence.slice(0, MAX_EVIDENCE).map((e) => `${e.what}: ${e.value}`);
     }

@@ -53,7 +53,7 @@ export type OomScope = 'none' | 'cgroup' | 'global';
 
 export interface Identity {
   pid: number; startTicks: number; comm: string; cmdline: string; serviceId: string;
-  generation: number; role: Role; ppid: number; startedMs: number;
+  generation: number; role: Role; ppid: number; startedMs: number; slot: number;
 }
 export interface Service {
   id: string; name: string; kind: ServiceKind; masterPid: number; masterStartTicks: number;

@@ -12,6 +12,7 @@ import { projectRoot } from './native';
 import { createBundleStore, BundleStore } from './store';
 import { createServer, PremortemServer, ServerHooks } from './server';
 import { createMetrics, Metrics, MetricsOptions } from './metrics';
+import { createHealthMonitor, HealthMonitor, livenessLimitMs } from './health';
 import type { OtlpExporter, OtlpOptions } from './otlp';
 import { holdsCapabilities, startServerProcess } from './server-process';
 import type { Feature } from './proto';
@@ -26,6 +27,8 @@ export interface Running {
   url?: string;
   metrics?: Metrics;
   otlp?: OtlpExporter;
+  /** Liveness (the tracer answers) and readiness (the first tick ran): /api/health, /api/ready. */
+  health: HealthMonitor;
   stop(): Promise<void>;
 }
 
@@ -72,6 +75,7 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
   }
   const agent = createAgent(options, { store, logger });
   await agent.start();
+  const health = createHealthMonitor(agent, options.intervalMs);
   let lastWriteOkMs = 0;
   agent.on('bundle', () => { lastWriteOkMs = Date.now(); });
   const features = () => [...agent.features(), storeFeature(store, lastWriteOkMs, storeUnavailable)];
@@ -95,7 +99,8 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
   let url: string | undefined;
   if (options.port !== null) {
     const hooks: ServerHooks = {
-      health: () => ({ ...agent.health(), features: features(), store: store.health() }),
+      health: () => ({ ...agent.health(), features: features(), store: store.health(), ...health.liveness() }),
+      ready: () => health.readiness(),
       features,
       snapshot: () => agent.snapshot(),
       history: (key, from, to, also) => agent.history(key, from, to, also),
@@ -105,6 +110,7 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
       host: options.host, port: options.port, token: options.token,
       staticDir: extras.staticDir ?? path.join(projectRoot(), 'dist', 'viewer'),
       agentVersion: AGENT_VERSION, intervalMs: options.intervalMs, windowMs: options.windowMs, hostName: os.hostname(),
+      livenessLimitMs: livenessLimitMs(options.intervalMs),
     };
     const separate = extras.privilegeSeparation ?? holdsCapabilities();
     server = separate ? startServerProcess({ config, store, hooks, logger }) : createServer({ ...config, store, logger, hooks });
@@ -131,6 +137,7 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
     } catch (e) {
       await Promise.allSettled([otlp?.shutdown(), agent.stop()]);
       metrics?.close();
+      health.close();
       throw e;
     }
   }
@@ -140,8 +147,9 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
     (stopping ??= (async () => {
       const results = await Promise.allSettled([server?.close(), otlp?.shutdown(), agent.stop()]);
       metrics?.close();
+      health.close();
       await store.close().catch(() => undefined); // after the agent: flushes bundles being written
       for (const r of results) if (r.status === 'rejected') logger.error('shutdown step failed', { error: String(r.reason) });
     })());
-  return { agent, store, server, url, metrics, otlp, stop };
+  return { agent, store, server, url, metrics, otlp, health, stop };
 }

@@ -37,16 +37,41 @@ let snapshot: unknown;
 let nextId = 1;
 const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
 
+/** Longest /api/health and /api/ready wait for the agent: a probe gets an answer before its own timeout. */
+const PROBE_ANSWER_MS = 2500;
+/** When the agent last sent anything (its deltas come every interval): a busy agent is not a dead one. */
+let lastHeardMs = Date.now();
+
+/**
+ * /api/health through the agent. An agent too busy to answer within PROBE_ANSWER_MS but
+ * heard from within the liveness limit is live (a restart under load would lose the very
+ * incident being traced); one silent for longer is not (503).
+ */
+async function healthViaAgent(): Promise<Record<string, unknown>> {
+  try {
+    return await askWithin<Record<string, unknown>>(PROBE_ANSWER_MS, 'health');
+  } catch (e) {
+    const silentMs = Date.now() - lastHeardMs;
+    const limitMs = config?.livenessLimitMs ?? 10_000;
+    if (silentMs > limitMs) throw new Error(`nothing heard from it for ${silentMs} ms (limit ${limitMs} ms): ${(e as Error).message}`);
+    return { live: true, partial: true, reason: `the agent is busy: ${(e as Error).message}; last heard ${silentMs} ms ago`, silentMs, limitMs };
+  }
+}
+
 /** One request to the parent, bounded in number and time. */
 function ask<T>(op: string, ...args: unknown[]): Promise<T> {
+  return askWithin<T>(config?.requestTimeoutMs ?? 5000, op, ...args);
+}
+
+function askWithin<T>(timeoutMs: number, op: string, ...args: unknown[]): Promise<T> {
   if (waiting.size >= (config?.maxInflightRequests ?? 64))
     return Promise.reject(new StoreError('PREMORTEM_ERR_STORE_BUSY', 'too many requests waiting for the agent; try again'));
   const id = nextId++;
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
       waiting.delete(id);
-      reject(Object.assign(new Error(`the agent did not answer ${op} within ${config?.requestTimeoutMs} ms`), { code: 'PREMORTEM_ERR_AGENT_TIMEOUT' }));
-    }, config?.requestTimeoutMs ?? 5000);
+      reject(Object.assign(new Error(`the agent did not answer ${op} within ${timeoutMs} ms`), { code: 'PREMORTEM_ERR_AGENT_TIMEOUT' }));
+    }, timeoutMs);
     waiting.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
     send({ t: 'req', id, op, args });
   });
@@ -80,7 +105,8 @@ function proxyStore(dir: string): BundleStore {
 async function start(c: ChildServerConfig): Promise<void> {
   config = c;
   const hooks: ServerHooks = {
-    health: () => ask('health'),
+    health: healthViaAgent,
+    ready: () => askWithin(PROBE_ANSWER_MS, 'ready'),
     features: () => features,
     snapshot: () => (snapshot ?? { tMs: Date.now() }) as never,
     history: (key, from, to, also) => ask('history', key, from, to, also),
@@ -117,6 +143,7 @@ async function shutdown(code: number): Promise<never> {
 }
 
 process.on('message', (m: ParentMsg) => {
+  lastHeardMs = Date.now();
   switch (m.t) {
     case 'init':
       void start(m.config).catch((e) => {

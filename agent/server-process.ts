@@ -21,7 +21,7 @@
  * IPC ('advanced' serialization, i.e. structured clone):
  *   parent -> child: init, delta, snapshot, death, bundleReady, lost, state
  *                    (features + store health), res (answers), close
- *   child -> parent: listening | listen-error, req (health, history,
+ *   child -> parent: listening | listen-error, req (health, ready, history,
  *                    incidents list, bundle bytes, extra routes), counters, log
  * Bundles stay 0600 root-owned: the child asks the parent for their bytes.
  *
@@ -77,6 +77,8 @@ export interface ChildServerConfig {
   allowedOrigins?: string[];
   hasStore: boolean;
   hasExtraRoutes: boolean;
+  /** /api/health in the child: the agent counts as stuck after this long without a message from it. */
+  livenessLimitMs?: number;
   requestTimeoutMs: number;
   maxInflightRequests: number;
 }
@@ -282,6 +284,7 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
       let value: unknown;
       switch (m.op) {
         case 'health': value = (await hooks.health?.()) ?? {}; break;
+        case 'ready': value = (await hooks.ready?.()) ?? { ready: true }; break;
         case 'history': {
           const [key, from, to, also] = m.args as [string, number, number, { serviceId: string; host: boolean } | undefined];
           value = hooks.history ? await hooks.history(key, from, to, also) : { timelines: [], markers: [] };
@@ -397,4 +400,4 @@ export type ChildMsg =
   | { t: 'listen-error'; message: string; code?: string }
   | { t: 'counters'; c: ServerCounters }
   | { t: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> }
-  | { t: 'req'; id: number; op: 'health' | 'history' | 'list' | 'readRaw' | 'route'; args: unknown[] };
+  | { t: 'req'; id: number; op: 'health' | 'ready' | 'history' | 'list' | 'readRaw' | 'route'; args: unknown[] };

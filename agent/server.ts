@@ -3,7 +3,9 @@
  * at /ws (protobuf ServerMessage/ClientMessage frames, proto/premortem.proto)
  * and a small REST API.
  *
- *   GET /api/health                 JSON: server counters, store health, + hooks.health()
+ *   GET /api/health                 liveness. JSON: server counters, store health, + hooks.health();
+ *                                   503 when hooks.health() says live: false or cannot answer
+ *   GET /api/ready                  readiness. JSON from hooks.ready(); 503 until it says ready
  *   GET /api/incidents              JSON: { incidents: IncidentSummary[] } newest first
  *   GET /api/incidents/:id.pb       the protobuf Bundle (what `export --format pb` writes)
  *   GET /api/incidents/:id.json     bundleToJson (what `export --format json` writes)
@@ -80,8 +82,13 @@ export const CLOSE_INCOMPATIBLE_PROTOCOL = 4001;
 const SESSION_COOKIE = 'premortem_session';
 
 export interface ServerHooks {
-  /** Merged into GET /api/health: features, records delivered/dropped, tracked workers... */
+  /**
+   * Merged into GET /api/health: features, records delivered/dropped, tracked workers...
+   * `live: false` (with `reason`) answers 503; so does a hook that throws.
+   */
   health?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** GET /api/ready: `{ ready, reason? }`; 200 when ready, 503 otherwise. Absent: ready once listening. */
+  ready?: () => { ready: boolean; reason?: string } | Promise<{ ready: boolean; reason?: string }>;
   /** Sent in Hello: which probes/features are on, which are off and why. */
   features?: () => Feature[];
   /** The topology for a client that connects before any publishSnapshot(). */
@@ -332,11 +339,22 @@ export function createServer(options: ServerOptions = {}): PremortemServer {
 
   async function serveApi(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
     const p = url.pathname;
+    if (p === '/api/ready') {
+      let r: { ready: boolean; reason?: string };
+      try { r = (await hooks.ready?.()) ?? { ready: true }; } catch (err) { r = { ready: false, reason: `the agent did not answer: ${(err as Error).message}` }; }
+      sendJson(res, r.ready ? 200 : 503, r);
+      return;
+    }
     if (p === '/api/health') {
       let extra: Record<string, unknown> = {};
-      try { extra = (await hooks.health?.()) ?? {}; } catch (err) { extra = { healthHookError: (err as Error).message }; }
-      sendJson(res, 200, {
-        ok: true,
+      try {
+        extra = (await hooks.health?.()) ?? {};
+      } catch (err) {
+        extra = { live: false, reason: `the agent did not answer: ${(err as Error).message}` };
+      }
+      const live = extra.live !== false;
+      sendJson(res, live ? 200 : 503, {
+        ok: live,
         agentVersion: options.agentVersion ?? '',
         protocolVersion: PROTOCOL_VERSION,
         minClientVersion: MIN_CLIENT_VERSION,
@@ -460,7 +478,9 @@ export function createServer(options: ServerOptions = {}): PremortemServer {
         return;
       }
     }
-    if (hooks.extraRoutes && (await hooks.extraRoutes(req, res, url))) return;
+    // The probes never wait on extra routes: in the server process each of those asks the agent first.
+    const probe = url.pathname === '/api/health' || url.pathname === '/api/ready';
+    if (!probe && hooks.extraRoutes && (await hooks.extraRoutes(req, res, url))) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       sendHttpError(res, 405, 'PREMORTEM_ERR_METHOD', `${req.method} is not served here`);

@@ -23,6 +23,13 @@
  * Failures never throw out of the store's caller context unexpectedly: every
  * operation rejects with a StoreError carrying a stable code, and health()
  * counts them (the agent shows health() in /api/health and the viewer).
+ *
+ * Read-only mode (`readOnly: true`, what `premortem list/show/export` use):
+ * the directory is only read. No mkdir, no chmod, no temp-file cleanup, no
+ * retention or eviction; write() and remove() reject with
+ * PREMORTEM_ERR_STORE_READ_ONLY. A missing directory is
+ * PREMORTEM_ERR_STORE_NOT_FOUND, one that cannot be read (permissions, not a
+ * directory) PREMORTEM_ERR_STORE_UNREADABLE.
  */
 import { createHash, randomBytes } from 'crypto';
 import { promises as fsp } from 'fs';
@@ -48,7 +55,9 @@ export const STORE_DEFAULTS = {
 
 export type StoreErrorCode =
   | 'PREMORTEM_ERR_STORE_NO_SPACE'     // ENOSPC / EDQUOT: the disk is full
-  | 'PREMORTEM_ERR_STORE_READ_ONLY'    // EROFS / EACCES / EPERM: cannot write there
+  | 'PREMORTEM_ERR_STORE_READ_ONLY'    // EROFS / EACCES / EPERM: cannot write there (or a read-only store)
+  | 'PREMORTEM_ERR_STORE_NOT_FOUND'    // read-only open: the directory does not exist
+  | 'PREMORTEM_ERR_STORE_UNREADABLE'   // read-only open: not a directory, or no permission to list it
   | 'PREMORTEM_ERR_STORE_IO'           // any other I/O failure
   | 'PREMORTEM_ERR_STORE_BUSY'         // more than maxPendingWrites waiting
   | 'PREMORTEM_ERR_STORE_CLOSED'
@@ -75,6 +84,8 @@ export interface BundleStoreOptions {
   maxBundles?: number;
   retentionDays?: number;
   maxPendingWrites?: number;
+  /** Only read the directory: never create, chmod, clean or evict (the read commands). */
+  readOnly?: boolean;
   codec?: Codec;
   /** Clock for retention (tests). */
   now?: () => number;
@@ -101,7 +112,10 @@ export interface StoreHealth {
 
 export interface BundleStore {
   readonly dir: string;
-  /** Creates the directory, deletes stale temp files, indexes bundles. Idempotent; retried after a failure. */
+  /**
+   * Creates the directory, deletes stale temp files, applies retention, indexes bundles
+   * (read-only: checks the directory can be listed, indexes bundles). Idempotent; retried after a failure.
+   */
   ready(): Promise<void>;
   /** Fills id and createdMs when absent. Rejects with StoreError. */
   write(bundle: DeepPartial<Bundle>): Promise<WriteResult>;
@@ -171,6 +185,26 @@ export function bundleToJson(bundle: DeepPartial<Bundle>, codec: Codec = loadCod
   return { format: 'premortem-bundle', ...codec.toJSON('Bundle', bundle) };
 }
 
+/**
+ * mkdir -p, one level at a time. Node's recursive mkdir loops forever where the
+ * kernel answers ENOENT for a parent that exists (e.g. under /proc/1/); this
+ * walks each component once and fails with the real errno.
+ */
+export async function makeDirs(dir: string, mode: number): Promise<void> {
+  const parts = path.resolve(dir).split(path.sep).filter(Boolean);
+  let cur: string = path.sep;
+  for (const part of parts) {
+    cur = path.join(cur, part);
+    try {
+      await fsp.mkdir(cur, { mode });
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err;
+      const st = await fsp.stat(cur);
+      if (!st.isDirectory()) throw Object.assign(new Error(`${cur} exists and is not a directory`), { code: 'ENOTDIR' });
+    }
+  }
+}
+
 interface IndexEntry {
   file: string;
   size: number;
@@ -189,6 +223,7 @@ export function createBundleStore(options: BundleStoreOptions = {}): BundleStore
   const maxBundles = options.maxBundles ?? STORE_DEFAULTS.maxBundles;
   const retentionDays = options.retentionDays ?? STORE_DEFAULTS.retentionDays;
   const maxPendingWrites = options.maxPendingWrites ?? STORE_DEFAULTS.maxPendingWrites;
+  const readOnly = options.readOnly === true;
   const now = options.now ?? Date.now;
   const logger = options.logger ?? defaultLogger;
   const log = (level: 'info' | 'warn' | 'error', message: string) => logger[level](message, { dir });
@@ -326,15 +361,29 @@ export function createBundleStore(options: BundleStoreOptions = {}): BundleStore
     return gone;
   }
 
-  async function init(): Promise<void> {
+  /** Read-only open: the directory must exist and be listable; nothing is changed. */
+  async function initReadOnly(): Promise<void> {
     try {
-      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      const st = await fsp.stat(dir);
+      if (!st.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      await syncIndex();
     } catch (err) {
-      // Node's recursive mkdir says ENOENT where the kernel said EROFS/EACCES:
-      // ask once more without recursion to report the real reason.
-      let real = err;
-      if (errnoOf(err) === 'ENOENT') await fsp.mkdir(dir, { mode: 0o700 }).catch((e) => { real = e; });
-      throw ioFailure(`cannot create the bundle directory ${dir}`, real);
+      const errno = errnoOf(err);
+      if (errno === 'ENOENT') {
+        throw new StoreError('PREMORTEM_ERR_STORE_NOT_FOUND',
+          `${dir} does not exist: no post-mortems there (the agent creates it on its first run; check --data-dir or PREMORTEM_DATA_DIR)`, { cause: err, errno });
+      }
+      throw new StoreError('PREMORTEM_ERR_STORE_UNREADABLE',
+        `cannot read the bundle directory ${dir} (${errno ?? (err as Error).message}): ${errno === 'ENOTDIR' ? 'it is not a directory' : 'check its permissions, or run as the agent\'s user'}`, { cause: err, errno });
+    }
+  }
+
+  async function init(): Promise<void> {
+    if (readOnly) return initReadOnly();
+    try {
+      await makeDirs(dir, 0o700);
+    } catch (err) {
+      throw ioFailure(`cannot create the bundle directory ${dir}`, err);
     }
     try {
       const st = await fsp.stat(dir);
@@ -438,6 +487,7 @@ export function createBundleStore(options: BundleStoreOptions = {}): BundleStore
     dir,
     ready,
     write(bundle) {
+      if (readOnly) return Promise.reject(new StoreError('PREMORTEM_ERR_STORE_READ_ONLY', `${dir} was opened read-only`));
       if (closed) return Promise.reject(new StoreError('PREMORTEM_ERR_STORE_CLOSED', 'the bundle store is closed'));
       if (pendingWrites >= maxPendingWrites) {
         return Promise.reject(fail('PREMORTEM_ERR_STORE_BUSY', `more than ${maxPendingWrites} bundle writes are waiting; bundle dropped`));
@@ -468,6 +518,7 @@ export function createBundleStore(options: BundleStoreOptions = {}): BundleStore
     },
     remove(id) {
       checkId(id);
+      if (readOnly) return Promise.reject(new StoreError('PREMORTEM_ERR_STORE_READ_ONLY', `${dir} was opened read-only`));
       return serial(async () => {
         await ready();
         const e = index.get(id + BUNDLE_FILE_EXT) ?? { file: id + BUNDLE_FILE_EXT, size: 0, mtimeMs: 0, createdMs: 0 };

@@ -20,7 +20,7 @@ const codec = loadCodec();
 // the .proto and the interface disagree. Together they keep the two in step.
 const identity: Required<Identity> = {
   pid: 4242, startTicks: 2 ** 40 + 7, comm: 'gunicorn', cmdline: 'gunicorn app:app -w 2',
-  serviceId: 'gunicorn:8000', generation: 3, role: 'worker', ppid: 4200, startedMs: 1764170000123,
+  serviceId: 'gunicorn:8000', generation: 3, role: 'worker', ppid: 4200, startedMs: 1764170000123, slot: 1,
 };
 const bucket: Required<Bucket> = {
   tMs: 1764170001000, intervalMs: 1000, runqP50Us: 12, runqP99Us: 900, runqMaxUs: 4000, runqCount: 311,

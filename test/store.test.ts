@@ -244,3 +244,64 @@ test('bundleToJson: documented field names, every field present, enums as words'
   expect(back.service.kind).toBe('gunicorn');
   expect(back.cgroupLimits).toBeNull();
 });
+
+describe('read-only (what list, show and export use): the directory is only read', () => {
+  /** Names, modes, sizes and mtimes of dir and its entries. */
+  const snapshot = (dir: string) => [dir, ...fs.readdirSync(dir).sort().map((f) => path.join(dir, f))]
+    .map((f) => { const st = fs.statSync(f); return `${path.basename(f)} ${(st.mode & 0o7777).toString(8)} ${st.size} ${st.mtimeMs}`; }).join('\n');
+
+  test('no chmod, no temp-file cleanup, no retention; writes and removes refused', async () => {
+    const dir = path.join(tmpRoot, 'shared');
+    fs.mkdirSync(dir);
+    fs.chmodSync(dir, 0o755);
+    const codec = loadCodec();
+    fs.writeFileSync(path.join(dir, 'b0001.pmb'), encodeBundleFile(codec.encodeBundle(makeBundle(1))));
+    fs.writeFileSync(path.join(dir, 'b0002.pmb'), encodeBundleFile(codec.encodeBundle(makeBundle(2))).subarray(0, 50)); // corrupt
+    const deadPid = spawnSync('true').pid!;
+    fs.writeFileSync(path.join(dir, `.tmp-${deadPid}-aaaaaa`), 'half');
+    const before = snapshot(dir);
+    // Far past retention (and a quota the bundles exceed): a writable store would delete them.
+    const store = open({ dir, readOnly: true, now: () => T0 + 400 * DAY, retentionDays: 1, quotaBytes: 100 });
+    await store.ready();
+    expect((await store.list()).map((b) => b.id)).toEqual(['b0001']);
+    expect((await store.read('b0001')).worker!.pid).toBe(1001);
+    expect((await rejection(store.write(makeBundle(3)))).code).toBe('PREMORTEM_ERR_STORE_READ_ONLY');
+    expect((await rejection(store.remove('b0001'))).code).toBe('PREMORTEM_ERR_STORE_READ_ONLY');
+    expect(snapshot(dir)).toBe(before);
+    expect((fs.statSync(dir).mode & 0o777).toString(8)).toBe('755');
+  });
+
+  test('a missing directory: PREMORTEM_ERR_STORE_NOT_FOUND, and nothing is created', async () => {
+    const dir = path.join(tmpRoot, 'missing', 'data');
+    const err = await rejection(open({ dir, readOnly: true }).ready());
+    expect(err).toBeInstanceOf(StoreError);
+    expect(err.code).toBe('PREMORTEM_ERR_STORE_NOT_FOUND');
+    expect(err.message).toContain(dir);
+    expect(fs.existsSync(path.join(tmpRoot, 'missing'))).toBe(false);
+    expect((await rejection(open({ dir: '/proc/1/nope', readOnly: true }).list())).code).toBe('PREMORTEM_ERR_STORE_NOT_FOUND');
+  });
+
+  test('not a directory, or one this user cannot list: PREMORTEM_ERR_STORE_UNREADABLE', async () => {
+    const file = path.join(tmpRoot, 'file');
+    fs.writeFileSync(file, 'x');
+    const err = await rejection(open({ dir: file, readOnly: true }).ready());
+    expect(err.code).toBe('PREMORTEM_ERR_STORE_UNREADABLE');
+    expect(err.message).toMatch(/not a directory/);
+    // A directory only root may list, opened by nobody (a real permission check, not a simulated one).
+    const secret = path.join(tmpRoot, 'secret');
+    fs.mkdirSync(secret, { mode: 0o700 });
+    fs.chmodSync(tmpRoot, 0o755);
+    const script = `require(${JSON.stringify(path.resolve(__dirname, '..', 'dist', 'agent', 'store.js'))}).createBundleStore({ dir: ${JSON.stringify(secret)}, readOnly: true })`
+      + '.ready().then(() => console.log("ok"), (e) => console.log(e.code))';
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, '-e', script], { encoding: 'utf8' });
+    expect(r.stdout.trim()).toBe('PREMORTEM_ERR_STORE_UNREADABLE');
+  });
+});
+
+test('a writable store under /proc fails at once with the real errno instead of spinning in mkdir', async () => {
+  const t0 = Date.now();
+  const err = await rejection(open({ dir: '/proc/1/nope/data' }).ready());
+  expect(err).toBeInstanceOf(StoreError);
+  expect(err.message).toMatch(/cannot create the bundle directory \/proc\/1\/nope\/data/);
+  expect(Date.now() - t0).toBeLessThan(5000);
+});

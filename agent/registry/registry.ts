@@ -187,7 +187,7 @@ export class Registry {
       key: workerKey(p.pid, p.startTicks),
       identity: {
         pid: p.pid, startTicks: p.startTicks, comm: comm ?? p.comm, cmdline: cmd.join(' ').slice(0, MAX_CMDLINE), serviceId: s.service.id,
-        generation: slot >= 0 ? s.slots[slot].generation : 0, role, ppid: p.ppid, startedMs: this.clock.bootMs + p.startTicks * (NS_PER_TICK / 1e6),
+        generation: slot >= 0 ? s.slots[slot].generation : 0, slot: Math.max(slot, 0), role, ppid: p.ppid, startedMs: this.clock.bootMs + p.startTicks * (NS_PER_TICK / 1e6),
       },
       alive: true,
       diedMs: 0,
