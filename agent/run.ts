@@ -14,7 +14,7 @@ import { createServer, PremortemServer, ServerHooks } from './server';
 import { createMetrics, Metrics, MetricsOptions } from './metrics';
 import { createHealthMonitor, HealthMonitor, livenessLimitMs } from './health';
 import type { OtlpExporter, OtlpOptions } from './otlp';
-import { holdsCapabilities, startServerProcess } from './server-process';
+import { holdsCapabilities, startServerProcess } from './server/process';
 import type { Feature } from './proto';
 
 /** Longest a viewer waits for a topology change (services, workers born and dead). */
@@ -39,7 +39,7 @@ export interface RunExtras {
   staticDir?: string;
   /**
    * Serve HTTP/WebSocket from a child process that holds no capabilities
-   * (agent/server-process.ts). Default: on when this process holds any
+   * (agent/server/process.ts). Default: on when this process holds any
    * capability (root, or a user granted CAP_BPF/CAP_PERFMON).
    */
   privilegeSeparation?: boolean;
@@ -105,6 +105,8 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
       snapshot: () => agent.snapshot(),
       history: (key, from, to, also) => agent.history(key, from, to, also),
       extraRoutes,
+      // Only /metrics is ours: other paths never wait for the agent (unless a caller adds its own routes).
+      extraRoutePaths: extras.extraRoutes ? undefined : (serveMetrics ? [serveMetrics.path] : []),
     };
     const config = {
       host: options.host, port: options.port, token: options.token,

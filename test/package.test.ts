@@ -126,7 +126,7 @@ test('npm run package: a .deb with the agent, the addon, production node_modules
 
   const files = execFileSync('dpkg-deb', ['--contents', deb], { encoding: 'utf8', maxBuffer: 64 << 20 })
     .split('\n').filter(Boolean).map((l) => l.split(/\s+/).slice(5).join(' ').replace(/^\.\//, '/').replace(/ -> .*$/, ''));
-  for (const p of [`${LIB}/bin/premortem`, `${LIB}/dist/agent/cli.js`, `${LIB}/dist/agent/server-child.js`, `${LIB}/dist/viewer/app.js`,
+  for (const p of [`${LIB}/bin/premortem`, `${LIB}/dist/agent/cli.js`, `${LIB}/dist/agent/server/child.js`, `${LIB}/dist/viewer/app.js`,
     `${LIB}/dist/viewer/index.html`, `${LIB}/build/Release/premortem.node`, `${LIB}/proto/premortem.proto`, `${LIB}/package.json`,
     `${LIB}/node_modules/ws/package.json`, `${LIB}/node_modules/protobufjs/package.json`, '/usr/bin/premortem', UNIT]) {
     expect(files).toContain(p);

@@ -92,7 +92,7 @@ test(`bound to ${ADDR} (not loopback): 401 without the token (HTTP, REST, WS), 4
 });
 
 test('the token comparison is constant time (timingSafeEqual over digests), and bundles are 0600 in a 0700 directory', async () => {
-  const src = fs.readFileSync(path.join(ROOT, 'agent', 'server.ts'), 'utf8');
+  const src = fs.readFileSync(path.join(ROOT, 'agent', 'server', 'access.ts'), 'utf8');
   expect(src).toMatch(/timingSafeEqual\(sha256\(candidate\), digest\)/);
   expect(src).not.toMatch(/===\s*token\b|token\s*===/);
   const store = createBundleStore({ dir: path.join(dir, 'bundles') });

@@ -44,7 +44,7 @@ beforeAll(async () => {
 
 const wsUrl = () => agent.url.replace(/^http/, 'ws') + 'ws';
 const agentPid = () => agent.child.pid!;
-const serverPid = () => childPids(agentPid()).find((p) => /server-child/.test(fs.readFileSync(`/proc/${p}/cmdline`, 'utf8')))!;
+const serverPid = () => childPids(agentPid()).find((p) => /server\/child\.js/.test(fs.readFileSync(`/proc/${p}/cmdline`, 'utf8')))!;
 const counters = async () => (await healthOf(agent.url)).server as Record<string, number>;
 
 test('10 clients that stop reading: dropped at the bound, RSS < +50 MiB, a healthy viewer keeps up', async () => {

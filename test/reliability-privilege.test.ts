@@ -1,6 +1,6 @@
 /**
  * Reliability 9: least privilege. (a) As root, `premortem run` serves
- * HTTP/WebSocket from a separate process (agent/server-process.ts) that runs as
+ * HTTP/WebSocket from a separate process (agent/server/process.ts) that runs as
  * nobody with CapEff = CapPrm = CapAmb = 0 and no_new_privs, while the tracer
  * process keeps its capabilities. (b) The agent runs as a non-root user with
  * only CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (setpriv,
@@ -73,7 +73,7 @@ test('as nobody with only CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEA
     const agentCaps = capsOf(agent.child.pid!);
     expect(agentCaps.uid).toBe(65534);
     expect(agentCaps.eff).toBe(AGENT_CAPS);
-    const serverPid = await waitFor(() => childPids(agent.child.pid!).find((p) => /server-child/.test(fs.readFileSync(`/proc/${p}/cmdline`, 'utf8'))), 5000, 'the server child');
+    const serverPid = await waitFor(() => childPids(agent.child.pid!).find((p) => /server\/child\.js/.test(fs.readFileSync(`/proc/${p}/cmdline`, 'utf8'))), 5000, 'the server child');
     expect(capsOf(serverPid)).toEqual({ eff: 0n, prm: 0n, amb: 0n, uid: 65534 });
     expect(noNewPrivs(serverPid)).toBe(true);
     const h = await healthOf(agent.url);

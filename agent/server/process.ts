@@ -8,7 +8,7 @@
  * untrusted input from the network must be another one.
  *
  *   parent (agent: tracer, store, root or CAP_BPF+CAP_PERFMON)
- *     └─ child (agent/server-child.ts: server.ts, uid nobody when the parent is
+ *     └─ child (agent/server/child.ts: the server, uid nobody when the parent is
  *        root; CapEff = CapPrm = CapAmb = 0, no_new_privs, empty bounding set
  *        when the parent may set it)
  *
@@ -37,11 +37,11 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
 import { Readable } from 'stream';
-import type { ServerCounters, ServerHooks, PremortemServer } from './server';
-import { isLoopbackHost } from './server';
-import type { BundleStore } from './store';
-import type { Logger } from './log';
-import { projectRoot } from './native';
+import type { ServerCounters, ServerHooks, PremortemServer } from './options';
+import { isLoopbackHost } from './access';
+import type { BundleStore } from '../store';
+import type { Logger } from '../log';
+import { projectRoot } from '../native';
 
 /** The user the server runs as when the agent is root. */
 export const SERVER_USER = { uid: 65534, gid: 65534, name: 'nobody' } as const;
@@ -77,6 +77,8 @@ export interface ChildServerConfig {
   allowedOrigins?: string[];
   hasStore: boolean;
   hasExtraRoutes: boolean;
+  /** The paths the agent's extra routes answer (others never ask it): all when absent. */
+  extraRoutePaths?: string[];
   /** /api/health in the child: the agent counts as stuck after this long without a message from it. */
   livenessLimitMs?: number;
   requestTimeoutMs: number;
@@ -118,9 +120,9 @@ export function holdsCapabilities(): boolean {
 }
 
 function childEntry(): string {
-  const here = path.join(__dirname, 'server-child.js');
+  const here = path.join(__dirname, 'child.js');
   if (fs.existsSync(here)) return here;
-  const built = path.join(projectRoot(), 'dist', 'agent', 'server-child.js');
+  const built = path.join(projectRoot(), 'dist', 'agent', 'server', 'child.js');
   if (!fs.existsSync(built)) throw Object.assign(new Error(`${built} is missing: run \`npm run build\``), { code: 'PREMORTEM_ERR_NOT_BUILT' });
   return built;
 }
@@ -189,6 +191,7 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
   const user = opts.user ?? (isRoot && reachable ? { uid: SERVER_USER.uid, gid: SERVER_USER.gid } : undefined);
   const config: ChildServerConfig = {
     ...opts.config, hasStore: !!store, hasExtraRoutes: !!hooks.extraRoutes,
+    extraRoutePaths: hooks.extraRoutePaths ? [...hooks.extraRoutePaths] : undefined,
     requestTimeoutMs: SERVER_PROCESS_DEFAULTS.requestTimeoutMs, maxInflightRequests: SERVER_PROCESS_DEFAULTS.maxInflightRequests,
   };
 
@@ -394,7 +397,7 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
   };
 }
 
-/** Messages from the child (agent/server-child.ts). */
+/** Messages from the child (agent/server/child.ts). */
 export type ChildMsg =
   | { t: 'listening'; host: string; port: number; url: string; capEff: string }
   | { t: 'listen-error'; message: string; code?: string }

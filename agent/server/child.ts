@@ -1,17 +1,17 @@
 /**
- * The unprivileged server process (see agent/server-process.ts): runs
+ * The unprivileged server process (see agent/server/process.ts): runs
  * agent/server.ts with hooks and a store that ask the privileged parent over
  * IPC. It holds no capabilities and, when the agent is root, runs as nobody.
  * It exits when the parent goes away (IPC disconnect).
  */
 import type * as http from 'http';
-import { createServer, type PremortemServer, type ServerCounters, type ServerHooks } from './server';
-import type { BundleStore, StoreHealth } from './store';
-import { StoreError } from './store';
-import { loadCodec } from './proto-node';
-import type { Feature } from './proto';
-import type { ChildServerConfig } from './server-process';
-import { capabilitiesOf } from './server-process';
+import { createServer, type PremortemServer, type ServerCounters, type ServerHooks } from './index';
+import type { BundleStore, StoreHealth } from '../store';
+import { StoreError } from '../store';
+import { loadCodec } from '../proto-node';
+import type { Feature } from '../proto';
+import type { ChildServerConfig } from './process';
+import { capabilitiesOf } from './process';
 
 type ParentMsg =
   | { t: 'init'; config: ChildServerConfig }
@@ -120,6 +120,7 @@ async function start(c: ChildServerConfig): Promise<void> {
       res.end(req.method === 'HEAD' ? undefined : Buffer.from(r.body));
       return true;
     };
+    hooks.extraRoutePaths = c.extraRoutePaths;
   }
   server = createServer({
     host: c.host, port: c.port, token: c.token, staticDir: c.staticDir, agentVersion: c.agentVersion, intervalMs: c.intervalMs,
