@@ -26,7 +26,7 @@ import { log as defaultLog, Logger } from './log';
 import { loadAddon, Tracer } from './native';
 import { allHandlers } from './probes';
 import { TcpWatcher } from './probes/tcp';
-import type { Feature, Snapshot } from './proto';
+import type { Feature, Snapshot } from '../proto/codec';
 import { createPythonGc, PythonGc } from './python/gc';
 import { createKernelFilter } from './registry/kernel-filter';
 import { Registry } from './registry/registry';

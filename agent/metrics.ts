@@ -36,7 +36,7 @@ import {
   addHist, emptyHist, FAMILIES, histFromSlots,
   type FamilyDef, type HistValue, type MetricFamily, type Sample,
 } from './metrics-defs';
-import type { Death, Delta, IncidentSummary, Identity, Marker, Service, ServiceBucket } from './proto';
+import type { Death, Delta, IncidentSummary, Identity, Marker, Service, ServiceBucket } from '../proto/codec';
 import type { BundleStore } from './store';
 
 export type { FamilyDef, FamilyType, HistValue, MetricFamily, Sample } from './metrics-defs';

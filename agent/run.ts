@@ -15,7 +15,7 @@ import { createMetrics, Metrics, MetricsOptions } from './metrics';
 import { createHealthMonitor, HealthMonitor, livenessLimitMs } from './health';
 import type { OtlpExporter, OtlpOptions } from './otlp';
 import { holdsCapabilities, startServerProcess } from './server/process';
-import type { Feature } from './proto';
+import type { Feature } from '../proto/codec';
 
 /** Longest a viewer waits for a topology change (services, workers born and dead). */
 export const SNAPSHOT_COALESCE_MS = 200;

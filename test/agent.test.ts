@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { createAgent, Agent } from '../agent/agent';
 import { createBundleStore, BundleStore } from '../agent/store';
-import type { Death, IncidentSummary } from '../agent/proto';
+import type { Death, IncidentSummary } from '../proto/codec';
 import { createLogger } from '../agent/log';
 import { killGroup, sleep, stopAll, waitFor } from './helpers/procs';
 import { appDir, AppDir, childrenOf, freePort, get, gunicorn, ready, uvicorn, workersOf } from './helpers/services';

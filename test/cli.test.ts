@@ -19,7 +19,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { encodeBundleFile } from '../agent/store';
-import { loadCodec } from '../agent/proto-node';
+import { loadCodec } from '../proto/node';
 import { produceRealBundle, type RealBundle } from './helpers/real-bundle';
 import { exited, python, stopAll } from './helpers/procs';
 

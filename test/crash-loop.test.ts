@@ -12,7 +12,7 @@ import * as path from 'path';
 import { createAgent, Agent } from '../agent/agent';
 import { createBundleStore, BundleStore } from '../agent/store';
 import { createLogger } from '../agent/log';
-import type { Death, IncidentSummary, Marker } from '../agent/proto';
+import type { Death, IncidentSummary, Marker } from '../proto/codec';
 import { exited, start, stopAll, waitFor } from './helpers/procs';
 import { appDir, AppDir, freePort } from './helpers/services';
 

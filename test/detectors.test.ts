@@ -2,7 +2,7 @@
 import { DEFAULT_THRESHOLDS } from '../agent/config';
 import { restartStorm, serviceMarkers, workerMarkers } from '../agent/detectors';
 import { Cooldown } from '../agent/core/markers';
-import type { Bucket, ServiceBucket } from '../agent/proto';
+import type { Bucket, ServiceBucket } from '../proto/codec';
 
 const MiB = 1 << 20;
 const subject = { pid: 42, startTicks: 7, serviceId: 'svc' };

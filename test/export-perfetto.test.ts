@@ -13,8 +13,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { exportBundle, SERVICE_TRACK_PID } from '../agent/export-perfetto';
-import { loadCodec } from '../agent/proto-node';
-import type { Bundle, Role } from '../agent/proto';
+import { loadCodec } from '../proto/node';
+import type { Bundle, Role } from '../proto/codec';
 import { produceRealBundle, RealBundle } from './helpers/real-bundle';
 import { main } from '../agent/cli';
 

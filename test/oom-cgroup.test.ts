@@ -10,7 +10,7 @@ import * as path from 'path';
 import { createAgent, Agent } from '../agent/agent';
 import { createBundleStore, BundleStore } from '../agent/store';
 import { createLogger } from '../agent/log';
-import type { Death } from '../agent/proto';
+import type { Death } from '../proto/codec';
 import { killGroup, sleep, start, stopAll, waitFor } from './helpers/procs';
 import { appDir, AppDir, freePort, get, gunicorn, ready, workersOf } from './helpers/services';
 import { createCgroup, createMemoryCgroup, TestCgroup } from './helpers/cgroup';

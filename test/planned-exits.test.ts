@@ -12,7 +12,7 @@ import { ChildProcess } from 'child_process';
 import { createAgent, Agent } from '../agent/agent';
 import { createBundleStore, BundleStore } from '../agent/store';
 import { createLogger } from '../agent/log';
-import type { Death, IncidentSummary } from '../agent/proto';
+import type { Death, IncidentSummary } from '../proto/codec';
 import { exited, sleep, start, stopAll, waitFor } from './helpers/procs';
 import { appDir, AppDir, freePort, get, ready } from './helpers/services';
 

@@ -9,8 +9,8 @@ import {
   type Verdict, type Evidence, type CgroupLimits, type WorkerTimeline, type IncidentSummary,
   type Worker, type Snapshot, type Feature, type WorkerBucket, type Lost, type BundleReady,
   type Subscribe, type Unsubscribe, type HistoryRequest, type ProtoErrorMessage, type PyFrame, type PyThread, type PyStackSample,
-} from '../agent/proto';
-import { loadCodec } from '../agent/proto-node';
+} from '../proto/codec';
+import { loadCodec } from '../proto/node';
 
 const protoText = fs.readFileSync(path.join(__dirname, '..', 'proto', 'premortem.proto'), 'utf8');
 const codec = loadCodec();

@@ -3,7 +3,7 @@
  * Bundle.stacks = 19): the sampler's plain objects encode and decode unchanged,
  * and a bundle written before the field existed still opens, with no stacks.
  */
-import { loadCodec } from '../agent/proto-node';
+import { loadCodec } from '../proto/node';
 import type { PyStackSample } from '../agent/python/stack-types';
 
 const sample: PyStackSample = {

@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { runPremortem, type Running } from '../agent/run';
-import type { Death } from '../agent/proto';
+import type { Death } from '../proto/codec';
 import { start, stopAll, waitFor, printed } from './helpers/procs';
 import { CLI, connect, healthOf, quietLogger } from './soak/harness';
 

@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { runPremortem, type Running } from '../agent/run';
-import type { Death } from '../agent/proto';
+import type { Death } from '../proto/codec';
 import { printed, start, stopAll, waitFor } from './helpers/procs';
 import { quietLogger } from './soak/harness';
 

@@ -6,8 +6,8 @@ import * as path from 'path';
 import { WebSocket, type ClientOptions } from 'ws';
 import { createServer, CLOSE_INCOMPATIBLE_PROTOCOL, type PremortemServer, type ServerOptions } from '../agent/server';
 import { createBundleStore, type BundleStore } from '../agent/store';
-import { loadCodec } from '../agent/proto-node';
-import { PROTOCOL_VERSION, type ClientMessage, type DeepPartial, type Delta, type ServerMessage } from '../agent/proto';
+import { loadCodec } from '../proto/node';
+import { PROTOCOL_VERSION, type ClientMessage, type DeepPartial, type Delta, type ServerMessage } from '../proto/codec';
 
 const codec = loadCodec();
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };

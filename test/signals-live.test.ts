@@ -14,7 +14,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { createAgent, Agent } from '../agent/agent';
 import { createLogger } from '../agent/log';
-import type { Bucket, HostBucket, Marker, ServiceBucket } from '../agent/proto';
+import type { Bucket, HostBucket, Marker, ServiceBucket } from '../proto/codec';
 import { killGroup, printed, sleep, start, stopAll, waitFor } from './helpers/procs';
 import { appDir, AppDir, freePort, get, gunicorn, ready, workersOf } from './helpers/services';
 import { createCpuCgroup, TestCgroup } from './helpers/cgroup';

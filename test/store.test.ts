@@ -6,8 +6,8 @@ import {
   createBundleStore, bundleToJson, encodeBundleFile, decodeBundleFile, StoreError,
   BUNDLE_HEADER_BYTES, type BundleStore,
 } from '../agent/store';
-import type { Bundle, DeepPartial } from '../agent/proto';
-import { loadCodec } from '../agent/proto-node';
+import type { Bundle, DeepPartial } from '../proto/codec';
+import { loadCodec } from '../proto/node';
 
 const DAY = 86_400_000;
 const quiet = { info() {}, warn() {}, error() {} };

@@ -16,7 +16,7 @@ import * as path from 'path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { runPremortem, type Running } from '../agent/run';
 import { createLogger } from '../agent/log';
-import { loadCodec } from '../agent/proto-node';
+import { loadCodec } from '../proto/node';
 import { start, stopAll, sleep, waitFor } from './helpers/procs';
 
 jest.setTimeout(85_000);

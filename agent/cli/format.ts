@@ -1,6 +1,6 @@
 /** Text renderings of post-mortems for the terminal (`list`, `show`). */
-import type { Bundle, IncidentSummary } from '../proto';
-import { formatBytes } from '../deaths/verdict';
+import type { Bundle, IncidentSummary } from '../../proto/codec';
+import { formatBytes } from '../../proto/format';
 
 function sparkline(values: number[]): string {
   const ticks = '▁▂▃▄▅▆▇█';

@@ -4,8 +4,8 @@
  * host context, cgroup limits, markers and the verdict.
  */
 import * as os from 'os';
-import type { Bundle, CgroupLimits, HostBucket, Identity, Marker, Service, ServiceBucket, Verdict, WorkerTimeline as WorkerTimelineMsg } from '../proto';
-import { BUNDLE_FORMAT_VERSION } from '../proto';
+import type { Bundle, CgroupLimits, HostBucket, Identity, Marker, Service, ServiceBucket, Verdict, WorkerTimeline as WorkerTimelineMsg } from '../../proto/codec';
+import { BUNDLE_FORMAT_VERSION } from '../../proto/codec';
 import type { MemoryCgroup } from '../cgroup/memory';
 import type { CpuThrottling } from '../cgroup/cpu';
 

@@ -13,7 +13,7 @@ import { rereadMemoryCgroup } from '../cgroup/memory';
 import { restartStorm } from '../detectors';
 import type { Logger } from '../log';
 import type { Tracer } from '../native';
-import type { Bundle, Death, IncidentSummary, Verdict } from '../proto';
+import type { Bundle, Death, IncidentSummary, Verdict } from '../../proto/codec';
 import type { Registry } from '../registry/registry';
 import type { ServiceState, WorkerState } from '../registry/state';
 import { subjectOf, WorkerSampler } from '../sampling/worker';
@@ -109,12 +109,8 @@ export function createJudge(d: JudgeDeps): Judge {
     const bundle = bundleFor(w, s, verdict, bundleId, deathMs);
     d.emit.death({ identity: w.identity, verdict, bundleId, tMs: deathMs });
     try {
-      const res = await d.store!.write(bundle);
-      const incident: IncidentSummary = {
-        id: res.id, tMs: deathMs, service: s?.service.name ?? '', serviceId: s?.service.id ?? '', pid: w.identity.pid,
-        startTicks: w.identity.startTicks, verdictKind: verdict.kind, summary: verdict.summary, failure: verdict.failure, bytes: res.bytes,
-      };
-      d.log.info(`post-mortem ${res.id}: ${verdict.kind}`, { pid: w.identity.pid, summary: verdict.summary });
+      const { incident } = await d.store!.write(bundle);
+      d.log.info(`post-mortem ${incident.id}: ${verdict.kind}`, { pid: w.identity.pid, summary: verdict.summary });
       d.emit.bundle(incident, bundle);
     } catch (err) {
       d.errors.count('bundle-write', err);

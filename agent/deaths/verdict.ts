@@ -4,7 +4,8 @@
  * killer's victim record). When the evidence does not decide, the verdict is
  * `unknown` and says what is missing — never a guess presented as fact.
  */
-import type { Evidence, OomScope, Verdict, VerdictKind } from '../proto';
+import type { Evidence, OomScope, Verdict, VerdictKind } from '../../proto/codec';
+import { formatBytes, formatTime } from '../../proto/format';
 
 export const SIGNAL_NAMES: Record<number, string> = {
   1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE',
@@ -70,17 +71,6 @@ export interface DeathFacts {
   rss?: Array<[number, number]>;
   /** Records lost while the worker was tracked: lowers certainty of "not seen". */
   lostRecords?: number;
-}
-
-export function formatBytes(n: number): string {
-  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(1)} GiB`;
-  if (n >= 1 << 20) return `${Math.round(n / (1 << 20))} MiB`;
-  if (n >= 1 << 10) return `${Math.round(n / (1 << 10))} KiB`;
-  return `${n} B`;
-}
-
-export function formatTime(tMs: number): string {
-  return new Date(tMs).toISOString().slice(11, 23);
 }
 
 function ev(what: string, value: string, tMs: number, number = 0, unit = ''): Evidence {

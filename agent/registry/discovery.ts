@@ -7,7 +7,7 @@
  * narrow or widen what auto-discovery finds.
  */
 import * as path from 'path';
-import type { ServiceKind } from '../proto';
+import type { ServiceKind } from '../../proto/codec';
 import { listeningInodes, listPids, readCgroups, readCmdline, readExe, readStat, socketInodes, unitOf, ProcStat } from '../procfs';
 
 export interface DiscoveredProcess {

@@ -8,8 +8,8 @@ import type * as http from 'http';
 import { createServer, type PremortemServer, type ServerCounters, type ServerHooks } from './index';
 import type { BundleStore, StoreHealth } from '../store';
 import { StoreError } from '../store';
-import { loadCodec } from '../proto-node';
-import type { Feature } from '../proto';
+import { loadCodec } from '../../proto/node';
+import type { Feature } from '../../proto/codec';
 import type { ChildServerConfig } from './process';
 import { capabilitiesOf } from './process';
 

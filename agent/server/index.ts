@@ -10,7 +10,7 @@ import type { AddressInfo } from 'net';
 import * as path from 'path';
 import type { Duplex } from 'stream';
 import { log as defaultLogger } from '../log';
-import { loadCodec } from '../proto-node';
+import { loadCodec } from '../../proto/node';
 import { createAccessControl, isLoopbackHost } from './access';
 import { createRequestHandler, rejectUpgrade, statusText } from './http';
 import { newCounters, SERVER_DEFAULTS, type PremortemServer, type ServerOptions } from './options';

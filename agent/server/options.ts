@@ -1,7 +1,7 @@
 /** The server's options, bounds, hooks into the agent and its interface. */
 import type * as http from 'http';
 import type { Logger } from '../log';
-import type { Codec, DeepPartial, Death, Delta, Feature, History, IncidentSummary, Lost, Snapshot } from '../proto';
+import type { Codec, DeepPartial, Death, Delta, Feature, History, IncidentSummary, Lost, Snapshot } from '../../proto/codec';
 import type { BundleStore } from '../store';
 
 export const SERVER_DEFAULTS = {

@@ -24,7 +24,7 @@ import {
   checkClientVersion, parseWorkerKey, MIN_CLIENT_VERSION, PROTOCOL_VERSION,
   type ClientMessage, type Codec, type DeepPartial, type Delta, type Marker, type ServerMessage, type ServiceBucket,
   type Snapshot, type WorkerBucket,
-} from '../proto';
+} from '../../proto/codec';
 import { CLOSE_INCOMPATIBLE_PROTOCOL, type ServerCounters, type ServerHooks } from './options';
 
 export interface StreamLimits {

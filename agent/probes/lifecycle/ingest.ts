@@ -7,7 +7,8 @@
 import { memoryCgroupById, memoryCgroupOf } from '../../cgroup/memory';
 import { NS_PER_TICK } from '../../core/clock';
 import { marker } from '../../core/markers';
-import { FATAL_SIGNALS, formatBytes, signalName } from '../../deaths/verdict';
+import { FATAL_SIGNALS, signalName } from '../../deaths/verdict';
+import { formatBytes } from '../../../proto/format';
 import type { IngestContext, RecordHandlers } from '../../ingest/context';
 import { readCmdline, readExe } from '../../procfs';
 import { isPythonProcess, NOT_A_WORKER } from '../../registry/discovery';

@@ -7,11 +7,11 @@
  * Bundle. It uses no Node API, so the viewer bundles it with esbuild:
  *
  *   // viewer (esbuild: loader { '.proto': 'text' })
- *   import protoText from '../proto/premortem.proto';
+ *   import protoText from '../../proto/premortem.proto';   // from viewer/src
  *   const codec = createCodec(protoText);
  *
- *   // agent (Node): agent/proto-node.ts reads the file once
- *   import { loadCodec } from './proto-node';
+ *   // agent (Node): proto/node.ts reads the file once
+ *   import { loadCodec } from './node';
  *
  * Plain-object form (what encode takes and decode returns):
  *   - field names are lowerCamelCase (protobufjs default, proto3 JSON mapping);

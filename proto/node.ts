@@ -1,12 +1,12 @@
 /**
- * Node side of the shared codec: finds proto/premortem.proto next to the
- * sources (ts-jest: agent/ -> ../proto) or the build (dist/agent/ -> ../../proto)
- * and parses it once. Kept apart from agent/proto.ts so that the viewer bundle
- * never pulls in `fs`.
+ * Node side of the shared codec: finds premortem.proto beside this file (the
+ * sources, under ts-jest) or beside the build's (dist/proto/ -> ../../proto)
+ * and parses it once. Kept apart from codec.ts so that the viewer bundle never
+ * pulls in `fs`.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { createCodec, type Codec } from './proto';
+import { createCodec, type Codec } from './codec';
 
 /** Overrides the search, e.g. for a packaged install. */
 export const PROTO_PATH_ENV = 'PREMORTEM_PROTO';
@@ -14,7 +14,7 @@ export const PROTO_PATH_ENV = 'PREMORTEM_PROTO';
 export function findProtoFile(): string {
   const candidates = [
     process.env[PROTO_PATH_ENV],
-    path.resolve(__dirname, '..', 'proto', 'premortem.proto'),
+    path.resolve(__dirname, 'premortem.proto'),
     path.resolve(__dirname, '..', '..', 'proto', 'premortem.proto'),
   ].filter((p): p is string => !!p);
   for (const p of candidates) if (fs.existsSync(p)) return p;
