@@ -77,6 +77,8 @@ ts_stamp=dist/.built
 if [ ! -f "$ts_stamp" ] || [ -n "$(find agent bench viewer proto tsconfig.json -newer "$ts_stamp" -type f 2>/dev/null | head -1)" ]; then
   say "compiling TypeScript"
   npx tsc -p tsconfig.json >&2 || fail "TypeScript compile"
+  # The code shared with the viewer must use neither Node nor the DOM.
+  npx tsc -p proto/tsconfig.json >&2 || fail "shared code in proto/ uses a Node or browser API"
   if [ -f scripts/build-viewer.js ]; then node scripts/build-viewer.js >&2 || fail "viewer bundle"; fi
   touch "$ts_stamp"
 fi
