@@ -173,21 +173,6 @@ export function decodeBundleFile(file: Uint8Array, name = 'bundle'): Uint8Array 
 }
 
 /**
- * The JSON form of a bundle (`premortem export --format json`, GET
- * /api/incidents/:id.json). Field names are the proto3 JSON names
- * (lowerCamelCase of proto/premortem.proto) and never change meaning; every
- * field is present (defaults filled, absent sub-messages are null); 64-bit integers are JSON numbers (exact
- * below 2^53); enums are kebab-case strings ('oom-killed', 'cgroup').
- * Top level: { format: "premortem-bundle", formatVersion, id, createdMs, host,
- * agentVersion, worker, service, verdict, timelines[], serviceBuckets[],
- * hostBuckets[], markers[], cgroupLimits, windowStartMs, windowEndMs,
- * lostRecords, intervalMs, kernel, stacks[] }.
- */
-export function bundleToJson(bundle: DeepPartial<Bundle>, codec: Codec = loadCodec()): Record<string, unknown> {
-  return { format: 'premortem-bundle', ...codec.toJSON('Bundle', bundle) };
-}
-
-/**
  * mkdir -p, one level at a time. Node's recursive mkdir loops forever where the
  * kernel answers ENOENT for a parent that exists (e.g. under /proc/1/); this
  * walks each component once and fails with the real errno.

@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { pathToFileURL } from 'url';
 import { chromium, type Browser } from 'playwright-core';
-import { escapeInlineScript, exportBundle } from '../agent/export-html';
+import { escapeInlineScript, exportBundle } from '../agent/export/html';
 import { produceRealBundle, RealBundle } from './helpers/real-bundle';
 
 jest.setTimeout(50_000);

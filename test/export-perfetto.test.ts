@@ -12,7 +12,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { exportBundle, SERVICE_TRACK_PID } from '../agent/export-perfetto';
+import { exportBundle, SERVICE_TRACK_PID } from '../agent/export/perfetto';
 import { loadCodec } from '../proto/node';
 import type { Bundle, Role } from '../proto/codec';
 import { produceRealBundle, RealBundle } from './helpers/real-bundle';

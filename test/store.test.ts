@@ -3,9 +3,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  createBundleStore, bundleToJson, encodeBundleFile, decodeBundleFile, StoreError,
+  createBundleStore, encodeBundleFile, decodeBundleFile, StoreError,
   BUNDLE_HEADER_BYTES, type BundleStore,
 } from '../agent/store';
+import { bundleToJson } from '../agent/export/json';
 import type { Bundle, DeepPartial } from '../proto/codec';
 import { loadCodec } from '../proto/node';
 

@@ -4,6 +4,7 @@
  * parser (args.ts) and the help text (help.ts) are both derived from it.
  */
 import { LOG_FORMATS, LOG_FORMAT_ENV, LOG_LEVELS, LOG_LEVEL_ENV } from '../log';
+import { EXPORT_FORMATS } from '../export';
 
 /**
  * flag: no value. string/path: any text. int: a decimal integer within
@@ -124,7 +125,7 @@ export const COMMANDS: CommandSpec[] = [
     summary: 'write one post-mortem as JSON, protobuf, a Perfetto trace or a self-contained HTML page (reads only)',
     positionals: [ID],
     options: [
-      { name: 'format', short: 'f', kind: 'choice', choices: ['json', 'pb', 'perfetto', 'html'], arg: 'FORMAT', defaultText: 'json', help: 'output format' },
+      { name: 'format', short: 'f', kind: 'choice', choices: EXPORT_FORMATS, arg: 'FORMAT', defaultText: 'json', help: 'output format' },
       { name: 'out', short: 'o', kind: 'path', arg: 'FILE', help: 'write to FILE (mode 0600) instead of stdout' },
       DATA_DIR,
     ],

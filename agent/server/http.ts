@@ -15,7 +15,8 @@ import * as path from 'path';
 import type { Duplex } from 'stream';
 import type { Logger } from '../log';
 import { MIN_CLIENT_VERSION, PROTOCOL_VERSION, type Codec } from '../../proto/codec';
-import { bundleToJson, StoreError, type BundleStore } from '../store';
+import { StoreError, type BundleStore } from '../store';
+import { bundleToJson } from '../export/json';
 import { SESSION_COOKIE, type AccessControl } from './access';
 import type { ServerCounters, ServerHooks } from './options';
 

@@ -10,9 +10,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { Bundle } from '../proto/codec';
-import { projectRoot } from './native';
-import { loadCodec } from '../proto/node';
+import type { Bundle } from '../../proto/codec';
+import { projectRoot } from '../native';
+import { loadCodec } from '../../proto/node';
 
 /** The id of the tag the viewer looks for (EMBEDDED_BUNDLE_ID in viewer/src/main.ts). */
 export const EMBEDDED_BUNDLE_ID = 'premortem-bundle';

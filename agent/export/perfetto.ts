@@ -24,7 +24,7 @@
  * Timestamps are unix microseconds (exact: below 2^53), so trace times read
  * the same as the bundle's `tMs` * 1000.
  */
-import type { Bundle, Bucket, Identity, Marker } from '../proto/codec';
+import type { Bundle, Bucket, Identity, Marker } from '../../proto/codec';
 
 /** pid of the service track: above any real pid (Linux pid_max is at most 2^22). */
 export const SERVICE_TRACK_PID = 0x7ffffff0;
