@@ -39,7 +39,7 @@ export const BUNDLE_FORMAT_VERSION = 1;
 export const PROTO_PACKAGE = 'premortem.v1';
 
 // ---------------------------------------------------------------- types
-// These mirror proto/premortem.proto; test/proto.test.ts fails when a field or
+// These mirror proto/premortem.proto; test/unit/proto.test.ts fails when a field or
 // enum value exists on one side only.
 
 export type Role = 'unknown' | 'master' | 'worker' | 'standalone';

@@ -1,10 +1,10 @@
 /**
  * Every stable error code premortem gives (thrown with `.code`, sent in Error
  * frames and JSON error bodies, printed by the CLI), with what it means and
- * what to do. One list, in the way `ws` keeps its codes: test/errors.test.ts
+ * what to do. One list, in the way `ws` keeps its codes: test/unit/errors.test.ts
  * fails when a code is used in the sources and missing here (or the reverse),
  * and when docs/ERRORS.md (rendered from this list) is out of date
- * (PREMORTEM_UPDATE_DOCS=1 npx jest test/errors.test.ts rewrites it).
+ * (PREMORTEM_UPDATE_DOCS=1 npx jest test/unit/errors.test.ts rewrites it).
  */
 export interface ErrorInfo {
   /** Where it comes from. */
