@@ -21,7 +21,12 @@ import type { BundleStore } from '../store';
 import { makeBundleId } from '../store';
 import type { HostTimeline } from '../timeline';
 import { buildBundle, TimelineSource } from './bundle';
-import { decideVerdict } from './verdict';
+import { decideVerdict, SIGNAL_LOOKBACK_MS, SignalFacts, STOP_SIGNALS } from './verdict';
+
+/** The last stop request a master received in the look-back before `deathMs` (its workers' deaths then are planned). */
+function stopRequestOf(master: WorkerState | undefined, deathMs: number): SignalFacts | undefined {
+  return master?.signals.filter((s) => STOP_SIGNALS.has(s.sig) && !s.kernel && s.tMs <= deathMs && s.tMs >= deathMs - SIGNAL_LOOKBACK_MS).pop();
+}
 
 export interface JudgeDeps {
   options: AgentOptions;
@@ -92,6 +97,7 @@ export function createJudge(d: JudgeDeps): Judge {
       signals: w.signals,
       oom: w.oom,
       masterPid: w.identity.role === 'worker' ? master?.identity.pid ?? w.identity.ppid : undefined,
+      masterStopRequest: w.identity.role === 'worker' ? stopRequestOf(master, deathMs) : undefined,
       masterComm: master?.identity.comm,
       rss: w.timeline.series('rssBytes').map(([t, v], i, a) => [i === a.length - 1 ? deathMs : t + d.options.intervalMs, v]),
       lostRecords: d.loss.between(deathMs - d.options.bundleWindowMs, deathMs),

@@ -66,6 +66,8 @@ export interface DeathFacts {
   oom?: OomFacts;
   /** The service's master (arbiter), when the worker has one. */
   masterPid?: number;
+  /** A stop request the master itself received shortly before: its signals to workers then are part of a planned stop. */
+  masterStopRequest?: SignalFacts;
   masterComm?: string;
   /** RSS history before death: [unix ms, bytes], oldest first. */
   rss?: Array<[number, number]>;
@@ -128,6 +130,19 @@ function vanished(f: DeathFacts): Verdict {
   return v;
 }
 
+/** The master, itself asked to stop, ended a worker that was slow to go (e.g. SIGKILL after its graceful timeout). */
+function killedDuringStop(f: DeathFacts, cause: SignalFacts, stop: SignalFacts): Verdict {
+  const v = base('killed-by-master', f);
+  v.failure = false;
+  v.senderPid = cause.senderPid;
+  v.senderComm = cause.senderComm;
+  v.evidence.push(ev('signal sender', `${signalName(cause.sig)} from ${sender(cause)}`, cause.tMs, cause.sig));
+  v.evidence.push(ev('master stop request', `${signalName(stop.sig)} from ${sender(stop)}`, stop.tMs, stop.sig));
+  v.summary = `The master ${sender(cause)}, asked to stop with ${signalName(stop.sig)} by ${sender(stop)} at ${formatTime(stop.tMs)}, ` +
+    `ended worker pid ${f.exit.pid} with ${signalName(cause.sig)} at ${formatTime(cause.tMs)} during the shutdown: a planned stop.`;
+  return v;
+}
+
 /** Died of a stop request's default action (systemd's SIGTERM, a shell's Ctrl-C): a planned stop. */
 function stoppedBySignal(f: DeathFacts, cause: SignalFacts): Verdict {
   const v = base('exited', f);
@@ -184,6 +199,7 @@ export function decideVerdict(f: DeathFacts): Verdict {
         return stoppedBySignal(f, requester ?? cause);
       }
       const kind: VerdictKind = fromMaster(cause) ? 'killed-by-master' : 'killed-by-other';
+      if (kind === 'killed-by-master' && f.masterStopRequest) return killedDuringStop(f, cause, f.masterStopRequest);
       const v = base(kind, f);
       v.senderPid = cause.senderPid;
       v.senderComm = cause.senderComm;

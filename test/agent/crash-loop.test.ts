@@ -7,50 +7,18 @@
  * a restart storm, counted across the restarts of the one service.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { createAgent, Agent } from '../../agent/agent';
-import { createBundleStore, BundleStore } from '../../agent/store';
-import { createLogger } from '../../agent/log';
-import type { Death, IncidentSummary, Marker } from '../../proto/codec';
-import { exited, start, stopAll, waitFor } from '../helpers/procs';
-import { appDir, AppDir, freePort } from '../helpers/services';
+import { exited, start, waitFor } from '../helpers/procs';
+import { freePort } from '../helpers/services';
+import { useTestAgent } from '../helpers/agent';
 
-let app: AppDir;
-let dataDir: string;
-let store: BundleStore;
-let agent: Agent;
-const deaths: Death[] = [];
-const bundles: IncidentSummary[] = [];
-const markers: Marker[] = [];
-
-beforeAll(async () => {
-  app = appDir('crashloop');
-  fs.writeFileSync(path.join(app.dir, 'broken.py'), 'raise RuntimeError("missing setting DATABASE_URL")\n');
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-crashloop-data-'));
-  store = createBundleStore({ dir: dataDir, logger: createLogger({ level: 'error' }) });
-  await store.ready();
-  agent = createAgent(
-    { port: null, dataDir, intervalMs: 500, windowMs: 60_000, bundleWindowMs: 30_000, match: app.match, autoDiscover: false, discoveryIntervalMs: 60_000 },
-    { store, logger: createLogger({ level: 'error' }) },
-  );
-  agent.on('death', (d: Death) => deaths.push(d));
-  agent.on('bundle', (i: IncidentSummary) => bundles.push(i));
-  agent.on('tick', (t: { markers: Marker[] }) => markers.push(...t.markers));
-  await agent.start();
-});
-
-afterAll(async () => {
-  await agent?.stop();
-  await store?.close();
-  await stopAll();
-  app?.remove();
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
-});
+// Periodic discovery once a minute: only the kernel's exec records can find these masters in time.
+const t = useTestAgent('crashloop', { windowMs: 60_000, bundleWindowMs: 30_000, discoveryIntervalMs: 60_000 });
 
 test('an app that raises on import, restarted five times in 10 s: every worker death judged, a restart storm', async () => {
+  fs.writeFileSync(path.join(t.app.dir, 'broken.py'), 'raise RuntimeError("missing setting DATABASE_URL")\n');
   const port = await freePort();
-  const gunicorn = `/usr/bin/python3 /usr/bin/gunicorn --chdir ${app.dir} -b 127.0.0.1:${port} -w 1 broken:app`;
+  const gunicorn = `/usr/bin/python3 /usr/bin/gunicorn --chdir ${t.app.dir} -b 127.0.0.1:${port} -w 1 broken:app`;
   const loop = start('sh', ['-c', `for i in 1 2 3 4 5; do ${gunicorn}; echo "exit $?"; sleep 0.5; done`]);
   let out = '';
   loop.stdout!.on('data', (d) => (out += d));
@@ -58,13 +26,13 @@ test('an app that raises on import, restarted five times in 10 s: every worker d
   expect(out.match(/exit 3/g)).toHaveLength(5); // gunicorn: "Worker failed to boot", exit 3, each time
 
   const workerDeaths = await waitFor(() => {
-    const w = deaths.filter((d) => d.identity?.role === 'worker');
+    const w = t.deaths.filter((d) => d.identity?.role === 'worker');
     return w.length >= 5 && w;
   }, 15_000, 'five worker deaths judged');
   for (const d of workerDeaths) expect(d.verdict).toMatchObject({ kind: 'exited', exitCode: 3, failure: true });
   expect(new Set(workerDeaths.map((d) => d.identity!.serviceId)).size).toBe(5); // five masters, one per restart
-  const storm = await waitFor(() => markers.find((m) => m.kind === 'restart-storm'), 10_000, 'a restart-storm marker');
+  const storm = await waitFor(() => t.markers.find((m) => m.kind === 'restart-storm'), 10_000, 'a restart-storm marker');
   expect(storm.numbers.deaths).toBeGreaterThanOrEqual(5);
-  await waitFor(() => bundles.filter((b) => workerDeaths.some((d) => d.identity!.pid === b.pid)).length >= 5 && true, 10_000,
+  await waitFor(() => t.bundles.filter((b) => workerDeaths.some((d) => d.identity!.pid === b.incident.pid)).length >= 5 && true, 10_000,
     'a post-mortem for each worker death');
 }, 90_000);

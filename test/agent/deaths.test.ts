@@ -5,57 +5,25 @@
  * latencies from death to bundle are printed).
  */
 import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import { createAgent, Agent } from '../../agent/agent';
-import { createBundleStore, BundleStore } from '../../agent/store';
-import type { Death, IncidentSummary } from '../../proto/codec';
-import { createLogger } from '../../agent/log';
-import { killGroup, sleep, stopAll, waitFor } from '../helpers/procs';
-import { appDir, AppDir, childrenOf, freePort, get, gunicorn, ready, uvicorn, workersOf } from '../helpers/services';
+import { killGroup, sleep, waitFor } from '../helpers/procs';
+import { childrenOf, freePort, get, gunicorn, ready, uvicorn, workersOf } from '../helpers/services';
 import { createMemoryCgroup, TestMemoryCgroup } from '../helpers/cgroup';
+import { useTestAgent } from '../helpers/agent';
+import type { Death } from '../../proto/codec';
 
 const MiB = 1024 * 1024;
-let app: AppDir;
-let dataDir: string;
-let store: BundleStore;
-let agent: Agent;
-const deaths: Death[] = [];
-const bundles: Array<{ incident: IncidentSummary; atMs: number }> = [];
+const t = useTestAgent('agent');
+const { deaths, bundles } = t;
 const bundleLatenciesMs: number[] = [];
 const cgroups: TestMemoryCgroup[] = [];
 
-beforeAll(async () => {
-  app = appDir('agent');
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-agent-data-'));
-  store = createBundleStore({ dir: dataDir, logger: createLogger({ level: 'error' }) });
-  await store.ready();
-  agent = createAgent(
-    { port: null, dataDir, intervalMs: 500, windowMs: 120_000, bundleWindowMs: 60_000, match: app.match, autoDiscover: false, discoveryIntervalMs: 500 },
-    { store, logger: createLogger({ level: 'warn' }) },
-  );
-  agent.on('death', (d: Death) => deaths.push(d));
-  agent.on('bundle', (incident: IncidentSummary) => bundles.push({ incident, atMs: Date.now() }));
-  await agent.start();
-});
-
 afterAll(async () => {
   console.log(`death to bundle on disk: ${bundleLatenciesMs.join(', ')} ms`);
-  await agent?.stop();
-  await store?.close();
-  await stopAll();
   for (const cg of cgroups) await cg.remove();
-  app?.remove();
-  fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-function deathOf(pid: number, timeoutMs = 15000): Promise<Death> {
-  return waitFor(() => deaths.find((d) => d.identity?.pid === pid), timeoutMs, `the death of pid ${pid}`);
-}
-
-async function tracked(pid: number): Promise<void> {
-  await waitFor(() => agent.snapshot().workers.some((w) => w.identity?.pid === pid && w.state === 'alive'), 10000, `pid ${pid} to be tracked`);
-}
+const deathOf = (pid: number, timeoutMs = 15000) => t.deathOf(pid, timeoutMs);
+const tracked = (pid: number) => t.tracked(pid);
 
 /**
  * The death's bundle: written, listed, and promptly: ~0.3 s after the death here,
@@ -66,8 +34,8 @@ async function bundleOf(d: Death) {
   const b = await waitFor(() => bundles.find((x) => x.incident.id === d.bundleId), 15_000, `the bundle of pid ${d.identity?.pid}`);
   bundleLatenciesMs.push(b.atMs - d.tMs);
   expect(b.atMs - d.tMs).toBeLessThan(10_000);
-  expect((await store.list()).filter((i) => i.pid === d.identity!.pid && i.startTicks === d.identity!.startTicks)).toHaveLength(1);
-  return store.read(d.bundleId);
+  expect((await t.store.list()).filter((i) => i.pid === d.identity!.pid && i.startTicks === d.identity!.startTicks)).toHaveLength(1);
+  return t.store.read(d.bundleId);
 }
 
 test('a worker leaking memory in a memory cgroup: oom-killed, RSS rising, limit recorded, time-to-limit marker first', async () => {
@@ -75,7 +43,7 @@ test('a worker leaking memory in a memory cgroup: oom-killed, RSS rising, limit 
   const cg = createMemoryCgroup(`premortem-test-agent-${process.pid}`, limit);
   cgroups.push(cg);
   const port = await freePort();
-  const master = gunicorn(app, port, ['-w', '1', '--timeout', '60'], {
+  const master = gunicorn(t.app, port, ['-w', '1', '--timeout', '60'], {
     prefix: ['sh', '-c', `echo $$ > ${cg.dir}/cgroup.procs && exec "$@"`, 'sh'],
   });
   await ready(port);
@@ -118,7 +86,7 @@ test('a worker leaking memory in a memory cgroup: oom-killed, RSS rising, limit 
 
 test('gunicorn --timeout 2 and a handler that blocks: killed-by-master, sender = the master', async () => {
   const port = await freePort();
-  const master = gunicorn(app, port, ['-w', '1', '--timeout', '2', '--graceful-timeout', '1']);
+  const master = gunicorn(t.app, port, ['-w', '1', '--timeout', '2', '--graceful-timeout', '1']);
   await ready(port);
   const [worker] = await workersOf(master, 1);
   await tracked(worker);
@@ -135,14 +103,14 @@ test('gunicorn --timeout 2 and a handler that blocks: killed-by-master, sender =
     return kids.length ? kids : undefined;
   }, 10000, 'the replacement worker');
   await tracked(next);
-  const replacement = agent.snapshot().workers.find((w) => w.identity?.pid === next)!;
+  const replacement = t.agent.snapshot().workers.find((w) => w.identity?.pid === next)!;
   expect(replacement.identity!.generation).toBe(1);
   await killGroup(master);
 });
 
 test('a worker that crashes with SIGSEGV: crashed', async () => {
   const port = await freePort();
-  const master = gunicorn(app, port, ['-w', '1']);
+  const master = gunicorn(t.app, port, ['-w', '1']);
   await ready(port);
   const [worker] = await workersOf(master, 1);
   await tracked(worker);
@@ -156,11 +124,11 @@ test('a worker that crashes with SIGSEGV: crashed', async () => {
 
 test('gunicorn --max-requests 5 under load: exited (recycled), not a failure, no bundle', async () => {
   const port = await freePort();
-  const master = gunicorn(app, port, ['-w', '2', '--max-requests', '5']);
+  const master = gunicorn(t.app, port, ['-w', '2', '--max-requests', '5']);
   await ready(port);
   const first = await workersOf(master, 2);
   await Promise.all(first.map(tracked));
-  const before = (await store.list()).length;
+  const before = (await t.store.list()).length;
   // Requests until both first-generation workers have served their 5: which worker
   // accepts each one is up to the kernel, so a fixed count may leave one short.
   const firstDeaths = () => deaths.filter((d) => first.includes(d.identity!.pid));
@@ -174,13 +142,13 @@ test('gunicorn --max-requests 5 under load: exited (recycled), not a failure, no
     expect(d.bundleId).toBe('');
   }
   await sleep(300);
-  expect((await store.list()).length).toBe(before);
+  expect((await t.store.list()).length).toBe(before);
   await killGroup(master);
 });
 
 test('uvicorn --workers 2: both workers found; a worker killed by another process is killed-by-other', async () => {
   const port = await freePort();
-  const master = uvicorn(app, port, ['--workers', '2']);
+  const master = uvicorn(t.app, port, ['--workers', '2']);
   await ready(port);
   // uvicorn's children: two spawned workers and multiprocessing's resource tracker (not a worker).
   const workers = (await waitFor(() => {
@@ -189,9 +157,9 @@ test('uvicorn --workers 2: both workers found; a worker killed by another proces
   }, 20000, 'two uvicorn workers'));
   await Promise.all(workers.map(tracked));
   // Listening ports are read from /proc at each discovery pass.
-  const svc = await waitFor(() => agent.snapshot().services.find((s) => s.masterPid === master.pid && s.ports.includes(port)), 5000, 'the service and its port');
+  const svc = await waitFor(() => t.agent.snapshot().services.find((s) => s.masterPid === master.pid && s.ports.includes(port)), 5000, 'the service and its port');
   expect(svc.kind).toBe('uvicorn');
-  const roles = agent.snapshot().workers.filter((w) => w.identity?.serviceId === svc.id && w.state === 'alive').map((w) => w.identity!.role).sort();
+  const roles = t.agent.snapshot().workers.filter((w) => w.identity?.serviceId === svc.id && w.state === 'alive').map((w) => w.identity!.role).sort();
   expect(roles).toEqual(['master', 'worker', 'worker']);
 
   process.kill(workers[0], 'SIGKILL');
@@ -203,15 +171,15 @@ test('uvicorn --workers 2: both workers found; a worker killed by another proces
 
 test('GC pauses of a gunicorn worker on an interpreter with USDT probes reach its timeline', async () => {
   const port = await freePort();
-  const master = gunicorn(app, port, ['-w', '1']);
+  const master = gunicorn(t.app, port, ['-w', '1']);
   await ready(port);
   const [worker] = await workersOf(master, 1);
   await tracked(worker);
-  expect(agent.features().some((f) => f.name.startsWith('gc-usdt /usr/bin/python3') && f.enabled)).toBe(true);
+  expect(t.agent.features().some((f) => f.name.startsWith('gc-usdt /usr/bin/python3') && f.enabled)).toBe(true);
   for (let i = 0; i < 3; i++) expect((await get(port, '/gc')).status).toBe(200);
-  const key = agent.snapshot().workers.find((w) => w.identity?.pid === worker)!;
+  const key = t.agent.snapshot().workers.find((w) => w.identity?.pid === worker)!;
   const buckets = await waitFor(() => {
-    const b = agent.history(`${worker}:${key.identity!.startTicks}`, 0, Infinity).timelines[0]?.buckets ?? [];
+    const b = t.agent.history(`${worker}:${key.identity!.startTicks}`, 0, Infinity).timelines[0]?.buckets ?? [];
     return b.reduce((n, x) => n + x.gcPauses, 0) >= 3 ? b : undefined;
   }, 5000, 'GC pauses in the timeline');
   const paused = buckets.filter((b) => b.gcPauses > 0);
@@ -220,7 +188,7 @@ test('GC pauses of a gunicorn worker on an interpreter with USDT probes reach it
 });
 
 test('the agent keeps its memory within the documented bound', () => {
-  const h = agent.health();
+  const h = t.agent.health();
   expect(h.memory.timelineBytes).toBeLessThan(h.trackedProcesses * 250 * 1024 + 1024 * 1024);
   expect(h.errors).toEqual({});
 });

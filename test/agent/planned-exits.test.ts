@@ -6,23 +6,15 @@
  * death is `exited`, not a failure, and writes no bundle.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { ChildProcess } from 'child_process';
-import { createAgent, Agent } from '../../agent/agent';
-import { createBundleStore, BundleStore } from '../../agent/store';
-import { createLogger } from '../../agent/log';
-import type { Death, IncidentSummary } from '../../proto/codec';
-import { exited, sleep, start, stopAll, waitFor } from '../helpers/procs';
-import { appDir, AppDir, freePort, get, ready } from '../helpers/services';
+import { exited, sleep, start, waitFor } from '../helpers/procs';
+import { freePort, get, ready } from '../helpers/services';
+import { useTestAgent } from '../helpers/agent';
 
 const PY = '/usr/bin/python3';
-let app: AppDir;
-let dataDir: string;
-let store: BundleStore;
-let agent: Agent;
-const deaths: Death[] = [];
-const bundles: IncidentSummary[] = [];
+const t = useTestAgent('planned', { windowMs: 60_000, bundleWindowMs: 30_000 });
+const { deaths, bundles } = t;
 
 const CELERY_APP = (dir: string) => `
 from celery import Celery
@@ -69,33 +61,14 @@ const CASES: ServerCase[] = [
   { name: 'celery prefork', argv: (_p, d) => [PY, '-m', 'celery', '-A', 'tasks', '--workdir', d, 'worker', '--pool', 'prefork', '-c', '2', '--loglevel', 'warning', '--without-heartbeat', '--without-mingle', '--without-gossip'], workers: 2, stop: 'SIGTERM', http: false, failure: 'crash-task' },
 ];
 
-beforeAll(async () => {
-  app = appDir('planned');
-  fs.writeFileSync(path.join(app.dir, 'tasks.py'), CELERY_APP(app.dir));
-  for (const d of ['q', 'done']) fs.mkdirSync(path.join(app.dir, d));
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-planned-data-'));
-  store = createBundleStore({ dir: dataDir, logger: createLogger({ level: 'error' }) });
-  await store.ready();
-  agent = createAgent(
-    { port: null, dataDir, intervalMs: 500, windowMs: 60_000, bundleWindowMs: 30_000, match: app.match, autoDiscover: false, discoveryIntervalMs: 500 },
-    { store, logger: createLogger({ level: 'error' }) },
-  );
-  agent.on('death', (d: Death) => deaths.push(d));
-  agent.on('bundle', (i: IncidentSummary) => bundles.push(i));
-  await agent.start();
-});
-
-afterAll(async () => {
-  await agent?.stop();
-  await store?.close();
-  await stopAll();
-  app?.remove();
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+beforeAll(() => {
+  fs.writeFileSync(path.join(t.app.dir, 'tasks.py'), CELERY_APP(t.app.dir));
+  for (const d of ['q', 'done']) fs.mkdirSync(path.join(t.app.dir, d));
 });
 
 /** Tracked, live processes of the service whose master is `masterPid`. */
 function trackedWorkers(masterPid: number): number[] {
-  const snap = agent.snapshot();
+  const snap = t.agent.snapshot();
   const svc = snap.services.find((s) => s.masterPid === masterPid);
   if (!svc) return [];
   return snap.workers.filter((w) => w.state === 'alive' && w.identity?.serviceId === svc.id && w.identity.role === 'worker')
@@ -116,15 +89,15 @@ function lightLoad(c: ServerCase, port: number): () => Promise<void> {
 }
 
 async function sendTask(name = 'add', args = '1, 2'): Promise<void> {
-  const p = start(PY, ['-c', `from tasks import ${name}; ${name}.delay(${args})`], { cwd: app.dir, stdio: 'ignore' });
+  const p = start(PY, ['-c', `from tasks import ${name}; ${name}.delay(${args})`], { cwd: t.app.dir, stdio: 'ignore' });
   await exited(p, 10_000);
 }
 
 describe.each(CASES)('$name', (c) => {
   test('a real failure is caught; the reload and the stop write no post-mortem', async () => {
     const port = await freePort();
-    const [cmd, ...args] = c.argv(port, app.dir);
-    const master: ChildProcess = start(cmd, args, { cwd: app.dir });
+    const [cmd, ...args] = c.argv(port, t.app.dir);
+    const master: ChildProcess = start(cmd, args, { cwd: t.app.dir });
     if (c.http) await ready(port, 30_000); // celery: ready once its pool is tracked, below
     const masterPid = master.pid!;
     // Workers alive across two looks a second apart: a server may fork short-lived helpers at start.
@@ -135,7 +108,7 @@ describe.each(CASES)('$name', (c) => {
     };
     const first = c.workers ? await settled() : [];
     if (c.workers) expect(first.length).toBeGreaterThanOrEqual(1);
-    if (!c.workers) await waitFor(() => agent.snapshot().workers.some((w) => w.identity?.pid === masterPid && w.state === 'alive'), 20_000, 'the server tracked');
+    if (!c.workers) await waitFor(() => t.agent.snapshot().workers.some((w) => w.identity?.pid === masterPid && w.state === 'alive'), 20_000, 'the server tracked');
     const stopLoad = lightLoad(c, port);
     try {
       await failReloadStop(c, master, masterPid, first, stopLoad);
@@ -155,7 +128,7 @@ async function failReloadStop(c: ServerCase, master: ChildProcess, masterPid: nu
     if (c.failure === 'sigkill' && c.workers) {
       victim = first[0];
       process.kill(victim, 'SIGKILL');
-      const d = await waitFor(() => deaths.find((x) => x.identity?.pid === victim), 15_000, 'the killed worker judged');
+      const d = await waitFor(() => deaths.slice(deathsBefore).find((x) => x.identity?.pid === victim), 15_000, 'the killed worker judged');
       expect(d.verdict).toMatchObject({ kind: 'killed-by-other', failure: true });
     } else if (c.failure === 'crash-task') {
       await sendTask('crash', '');
@@ -164,39 +137,42 @@ async function failReloadStop(c: ServerCase, master: ChildProcess, masterPid: nu
       victim = d.identity!.pid;
       expect(d.verdict).toMatchObject({ kind: 'crashed', failure: true, signal: 11 });
     }
-    if (victim) await waitFor(() => bundles.find((b) => b.pid === victim), 10_000, 'its post-mortem');
+    if (victim) await waitFor(() => bundles.find((b) => b.incident.pid === victim), 10_000, 'its post-mortem');
 
     if (c.reload) {
       const before = c.workers ? await waitFor(() => { const w = trackedWorkers(masterPid); return w.length >= c.workers && w; }, 20_000, 'the pool full again') : [];
       process.kill(masterPid, c.reload);
       // Every worker of before the reload is replaced.
-      await waitFor(() => before.every((pid) => deaths.some((x) => x.identity?.pid === pid)), 30_000, 'the old workers gone after the reload');
+      await waitFor(() => before.every((pid) => deaths.slice(deathsBefore).some((x) => x.identity?.pid === pid)), 30_000, 'the old workers gone after the reload');
       await waitFor(() => trackedWorkers(masterPid).filter((p) => !before.includes(p)).length >= c.workers && true, 30_000, 'new workers after the reload');
     }
     await sleep(500);
     await stopLoad();
     process.kill(masterPid, c.stop);
     await exited(master, 30_000);
-    await waitFor(() => deaths.some((x) => x.identity?.pid === masterPid), 15_000, 'the master judged');
+    await waitFor(() => deaths.slice(deathsBefore).some((x) => x.identity?.pid === masterPid), 15_000, 'the master judged');
     await sleep(500); // trailing judgements
 
     const judged = deaths.slice(deathsBefore);
     const planned = judged.filter((d) => d.identity?.pid !== victim);
     for (const d of planned) {
-      expect({ pid: d.identity?.pid, role: d.identity?.role, kind: d.verdict?.kind, failure: d.verdict?.failure, summary: d.verdict?.summary })
-        .toMatchObject({ kind: 'exited', failure: false });
+      const seen = { pid: d.identity?.pid, role: d.identity?.role, kind: d.verdict?.kind, failure: d.verdict?.failure, summary: d.verdict?.summary };
+      // A worker slow to go may be ended by its master during the stop (celery, gunicorn past graceful_timeout): still planned.
+      if (seen.kind === 'killed-by-master') expect(seen.summary).toMatch(/during the shutdown: a planned stop/);
+      else expect(seen).toMatchObject({ kind: 'exited' });
+      expect(seen.failure).toBe(false);
     }
     expect(planned.length).toBeGreaterThanOrEqual(1 + (c.reload ? c.workers : 0));
-    expect(bundles.slice(failuresBefore).map((b) => b.pid)).toEqual(victim ? [victim] : []);
+    expect(bundles.slice(failuresBefore).map((b) => b.incident.pid)).toEqual(victim ? [victim] : []);
   }
 }
 
 describe('a plain python server (no master), stopped the ordinary way or killed', () => {
   const serve = async () => {
     const port = await freePort();
-    const p = start(PY, ['-m', 'http.server', '--bind', '127.0.0.1', '--directory', app.dir, String(port)], { cwd: app.dir });
+    const p = start(PY, ['-m', 'http.server', '--bind', '127.0.0.1', '--directory', t.app.dir, String(port)], { cwd: t.app.dir });
     await ready(port);
-    await waitFor(() => agent.snapshot().workers.some((w) => w.identity?.pid === p.pid && w.state === 'alive'), 20_000, 'the server tracked');
+    await t.tracked(p.pid!, 20_000);
     return p;
   };
 
@@ -204,7 +180,7 @@ describe('a plain python server (no master), stopped the ordinary way or killed'
     const p = await serve();
     const before = bundles.length;
     process.kill(p.pid!, sig);
-    const d = await waitFor(() => deaths.find((x) => x.identity?.pid === p.pid), 15_000, 'its death judged');
+    const d = await t.deathOf(p.pid!);
     expect(d.verdict).toMatchObject({ kind: 'exited', failure: false });
     // SIGTERM's default action ends it; http.server handles SIGINT (KeyboardInterrupt) and exits 0.
     expect(d.verdict!.summary).toMatch(new RegExp(`(stopped|asked to stop) with ${sig} by pid ${process.pid} \\(node\\)`));
@@ -215,8 +191,8 @@ describe('a plain python server (no master), stopped the ordinary way or killed'
   test('SIGKILL stays a failure: killed-by-other, sender named, a post-mortem', async () => {
     const p = await serve();
     process.kill(p.pid!, 'SIGKILL');
-    const d = await waitFor(() => deaths.find((x) => x.identity?.pid === p.pid), 15_000, 'its death judged');
+    const d = await t.deathOf(p.pid!);
     expect(d.verdict).toMatchObject({ kind: 'killed-by-other', failure: true, senderPid: process.pid });
-    await waitFor(() => bundles.find((b) => b.pid === p.pid), 10_000, 'its post-mortem');
+    await t.bundleOf(p.pid!);
   }, 60_000);
 });

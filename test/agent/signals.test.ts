@@ -12,36 +12,21 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { createAgent, Agent } from '../../agent/agent';
-import { createLogger } from '../../agent/log';
 import type { Bucket, HostBucket, Marker, ServiceBucket } from '../../proto/codec';
 import { killGroup, printed, sleep, start, stopAll, waitFor } from '../helpers/procs';
-import { appDir, AppDir, freePort, get, gunicorn, ready, workersOf } from '../helpers/services';
+import { freePort, get, gunicorn, ready, workersOf } from '../helpers/services';
 import { createCpuCgroup, TestCgroup } from '../helpers/cgroup';
 import { createSlowDisk, directReader, SlowDisk } from '../helpers/slow-disk';
 import { dropFromPort } from '../helpers/netns';
+import { useTestAgent } from '../helpers/agent';
 
 const PY = '/usr/bin/python3.11';
-let app: AppDir;
-let agent: Agent;
-const markers: Marker[] = [];
+const t = useTestAgent('signals', { slowWaitUs: 2_000, thresholds: { runqP99Us: 2_000, gcPauseMs: 5 } });
+const { markers } = t;
 const cleanups: Array<() => Promise<void>> = [];
 
-beforeAll(async () => {
-  app = appDir('signals');
-  agent = createAgent({
-    port: null, intervalMs: 500, windowMs: 120_000, bundleWindowMs: 60_000, match: app.match, autoDiscover: false,
-    discoveryIntervalMs: 500, slowWaitUs: 2_000, thresholds: { runqP99Us: 2_000, gcPauseMs: 5 },
-  }, { logger: createLogger({ level: 'error' }) });
-  agent.on('tick', (t: { markers: Marker[] }) => markers.push(...t.markers));
-  await agent.start();
-});
-
 afterAll(async () => {
-  await agent?.stop();
-  await stopAll();
   for (const c of cleanups.reverse()) await c();
-  app?.remove();
 });
 
 function markerOf(kind: string, match: (m: Marker) => boolean, timeoutMs = 20_000): Promise<Marker> {
@@ -49,34 +34,34 @@ function markerOf(kind: string, match: (m: Marker) => boolean, timeoutMs = 20_00
 }
 
 function workerKey(pid: number): string {
-  const w = agent.snapshot().workers.find((x) => x.identity?.pid === pid && x.state === 'alive');
+  const w = t.agent.snapshot().workers.find((x) => x.identity?.pid === pid && x.state === 'alive');
   if (!w) throw new Error(`pid ${pid} is not tracked`);
   return `${pid}:${w.identity!.startTicks}`;
 }
 
 /** The worker's buckets so far (newest last). */
 function bucketsOf(pid: number): Bucket[] {
-  return agent.history(workerKey(pid), 0, Date.now() + 1000).timelines[0]?.buckets ?? [];
+  return t.agent.history(workerKey(pid), 0, Date.now() + 1000).timelines[0]?.buckets ?? [];
 }
 
 function serviceBuckets(serviceId: string): ServiceBucket[] {
-  return agent.history('', 0, Date.now() + 1000, { serviceId }).serviceBuckets;
+  return t.agent.history('', 0, Date.now() + 1000, { serviceId }).serviceBuckets;
 }
 
 function hostBuckets(): HostBucket[] {
-  return agent.history('', 0, Date.now() + 1000, { host: true }).hostBuckets;
+  return t.agent.history('', 0, Date.now() + 1000, { host: true }).hostBuckets;
 }
 
 /** A python script written into the test's app dir (so discovery's match finds it) and started. */
 function script(name: string, code: string, prefix: string[] = []) {
-  const file = path.join(app.dir, name);
+  const file = path.join(t.app.dir, name);
   fs.writeFileSync(file, code);
   const [cmd, ...rest] = [...prefix, PY, file];
   return start(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 async function serviceOnPort(port: number): Promise<string> {
-  const s = await waitFor(() => agent.snapshot().services.find((x) => x.ports.includes(port)), 15_000, `a service on port ${port}`);
+  const s = await waitFor(() => t.agent.snapshot().services.find((x) => x.ports.includes(port)), 15_000, `a service on port ${port}`);
   return s.id;
 }
 
@@ -90,7 +75,7 @@ test('CPU contention: runq-p99-high and slow-wakeup naming the task that held th
   const tracked = start('taskset', ['-c', '1', PY, '-c', 'print("ready", flush=True)\nwhile True: pass']);
   await printed(tracked, /ready/);
   for (let i = 0; i < 6; i++) start('taskset', ['-c', '1', 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' });
-  expect(agent.trackPid(tracked.pid!)).toBe(true);
+  expect(t.agent.trackPid(tracked.pid!)).toBe(true);
   const p99 = await markerOf('runq-p99-high', (m) => m.pid === tracked.pid);
   expect(p99.numbers.p99Us).toBeGreaterThan(2_000);
   // The hogs hold CPU 1 nearly all the time (another task of the machine may be named too).
@@ -182,7 +167,7 @@ test('a long collection in Debian python (USDT): gc-pause with its generation, G
     '    time.sleep(0.2)',
   ].join('\n')]);
   await printed(proc, /ready/);
-  expect(agent.trackPid(proc.pid!)).toBe(true);
+  expect(t.agent.trackPid(proc.pid!)).toBe(true);
   const m = await markerOf('gc-pause', (x) => x.pid === proc.pid);
   expect(m.numbers.pauseMs).toBeGreaterThan(5);
   expect(m.numbers.generation).toBe(2);
@@ -200,7 +185,7 @@ describe('a slow disk (loop device, reads throttled to 4 IOPS)', () => {
   test('dstate-stall and slow-io name the worker and the device; latency per worker and per device', async () => {
     const reader = start(disk.cgroup.prefix[0], [...disk.cgroup.prefix.slice(1), PY, '-c', directReader(disk.device)]);
     await printed(reader, /ready/);
-    expect(agent.trackPid(reader.pid!)).toBe(true);
+    expect(t.agent.trackPid(reader.pid!)).toBe(true);
     const d = await markerOf('dstate-stall', (m) => m.pid === reader.pid);
     expect(d.numbers.ratio).toBeGreaterThan(0.2);
     const io = await markerOf('slow-io', (m) => m.pid === reader.pid);
@@ -235,7 +220,7 @@ test('major faults: pages of a file read back through a mapping after the page c
     '    time.sleep(0.2)',
   ].join('\n')]);
   await printed(proc, /ready/, 30_000);
-  expect(agent.trackPid(proc.pid!)).toBe(true);
+  expect(t.agent.trackPid(proc.pid!)).toBe(true);
   await waitFor(() => bucketsOf(proc.pid!).some((b) => b.majorFaults > 0), 15_000, 'a bucket with major faults');
   await killGroup(proc);
 }, 60_000);
@@ -249,7 +234,7 @@ describe('a gunicorn in a CPU cgroup with a 20 % quota, under load', () => {
 
   test('cpu-throttled on the service, throttled time in its buckets', async () => {
     const port = await freePort();
-    const master = gunicorn(app, port, ['-w', '2'], { prefix: cg.prefix });
+    const master = gunicorn(t.app, port, ['-w', '2'], { prefix: cg.prefix });
     await ready(port);
     await workersOf(master, 2);
     const serviceId = await serviceOnPort(port);

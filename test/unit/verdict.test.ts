@@ -81,6 +81,19 @@ describe('decideVerdict', () => {
     expect(v).toMatchObject({ kind: 'exited', failure: false, exitCode: 30, senderPid: 100 });
   });
 
+  test('SIGKILL from a master that was itself asked to stop is part of the stop, not a failure', () => {
+    const v = decideVerdict({
+      exit: exit({ termSignal: 9 }), masterPid: 100,
+      signals: [{ tMs: T - 5, sig: 9, senderPid: 100, senderComm: 'celery', kernel: false }],
+      masterStopRequest: { tMs: T - 3000, sig: 15, senderPid: 1, senderComm: 'systemd', kernel: false },
+    });
+    expect(v).toMatchObject({ kind: 'killed-by-master', failure: false, senderPid: 100 });
+    expect(v.summary).toMatch(/asked to stop with SIGTERM by pid 1 \(systemd\).*during the shutdown: a planned stop/);
+    // Without the master's own stop request the same SIGKILL is a failure (e.g. gunicorn's timeout).
+    expect(decideVerdict({ exit: exit({ termSignal: 9 }), masterPid: 100, signals: [{ tMs: T - 5, sig: 9, senderPid: 100, senderComm: 'gunicorn', kernel: false }] }))
+      .toMatchObject({ kind: 'killed-by-master', failure: true });
+  });
+
   test('a stop request from someone else followed by a non-zero exit stays a failure', () => {
     const v = decideVerdict({ exit: exit({ exitStatus: 1 }), signals: [{ tMs: T - 50, sig: 15, senderPid: 1, senderComm: 'systemd', kernel: false }], masterPid: 100 });
     expect(v).toMatchObject({ kind: 'exited', failure: true, exitCode: 1 });
