@@ -10,32 +10,9 @@ import { RecordType } from '../../agent/records';
 import { attachGcProbes, readGcHist, readGcStats } from '../../agent/probes/pygc';
 import { createInterpreterCache } from '../../agent/python/interpreter';
 import { scanPythonInterpreters } from '../../agent/python/scan';
-import { pyenvLibpython, pyenvPython } from '../helpers/python';
+import { GC_SCRIPT, pyenvLibpython, pyenvPython } from '../helpers/python';
 
 const GC_MIN_US = 1000;
-
-// Builds cyclic garbage under a big live heap, so that full collections take
-// milliseconds; measures each collection itself (gc.callbacks) to compare.
-const GC_SCRIPT = `
-import gc, sys, time, json
-durs = {0: [], 1: [], 2: []}
-t0 = [0]
-def cb(phase, info):
-    if phase == 'start': t0[0] = time.perf_counter_ns()
-    else: durs[info['generation']].append(time.perf_counter_ns() - t0[0])
-print('ready', flush=True)
-sys.stdin.readline()
-gc.callbacks.append(cb)
-live = [[i] for i in range(400000)]
-for round in range(5):
-    if round >= 3: gc.disable()  # the last rounds' cycles wait for the full collection
-    for i in range(20000):
-        a = {}; b = {'a': a}; a['b'] = b
-    gc.collect()
-    gc.enable()
-print('done', json.dumps({g: [len(v), max(v or [0])] for g, v in durs.items()}), flush=True)
-sys.stdin.readline()
-`;
 
 describe('pygc: GC pauses from python:gc__start/gc__done', () => {
   let t: TestTracer;
@@ -47,7 +24,7 @@ describe('pygc: GC pauses from python:gc__start/gc__done', () => {
     await stopAll();
   });
 
-  async function gcWorkload(child: ChildProcess): Promise<Record<string, [number, number]>> {
+  async function gcWorkload(child: ChildProcess): Promise<Record<string, [count: number, longestNs: number, collected: number]>> {
     child.stdin!.write('go\n');
     const line = await printed(child, /done (\{.*\})/, 30000);
     return JSON.parse(line.slice(5));

@@ -13,25 +13,12 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { runPremortem, type Running } from '../../agent/run';
-import { printed, sleep, start, stopAll, waitFor } from '../helpers/procs';
+import { dyingChildrenMaster, printed, sleep, start, stopAll, waitFor } from '../helpers/procs';
 import { connect, healthOf, quietLogger } from '../soak/harness';
 
 const QUOTA = 100 * 1024; // ~10 bundles: eviction runs all through phase 1
 const TAG = `pm-disk-${process.pid}`;
-const MASTER = `
-import os, sys, time
-keeper = os.fork()
-if keeper == 0:
-    time.sleep(3600); os._exit(0)
-print("ready", flush=True)
-while True:
-    if os.fork() == 0:
-        time.sleep(0.05); os._exit(1)
-    time.sleep(0.3)
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0]: pass
-    except ChildProcessError: pass
-`;
+const MASTER = dyingChildrenMaster(0.05, 0.3);
 
 let mnt: string;
 let running: Running | undefined;
