@@ -38,7 +38,7 @@ describe('decideVerdict', () => {
       masterPid: 100,
     });
     expect(v.kind).toBe('killed-by-master');
-    expect(v.evidence.map((e) => e.what)).toEqual(['signal sender', 'earlier signal']);
+    expect(v.evidence.map((e) => e.what)).toEqual(['signal sender', 'earlier signal', 'sender role']);
   });
 
   test('a SIGKILL from another process is killed-by-other, sender named', () => {

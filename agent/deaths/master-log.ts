@@ -1,0 +1,135 @@
+/**
+ * What a master says about a worker it killed: the lines of its own log that
+ * name the worker (gunicorn "WORKER TIMEOUT (pid:4242)", uWSGI "HARAKIRI ON
+ * WORKER 1 (pid: 4242, ...)", celery "Hard time limit (30s) exceeded"), and the
+ * timeout its command line sets. Read when the death is judged (the master is
+ * normally alive): only its log files and a stdout/stderr that is a regular
+ * file, only their tails, a bounded number of lines.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { readCmdline } from '../procfs';
+
+export const MASTER_LOG_LIMITS = {
+  /** Bytes read from the end of each log. */
+  tailBytes: 64 * 1024,
+  /** Log files looked at per master. */
+  maxFiles: 3,
+  /** Lines kept about one worker. */
+  maxLines: 6,
+  /** A kept line is cut to this length. */
+  maxLineLength: 300,
+};
+
+/** Command-line options that name a master's log file. */
+const LOG_OPTIONS = ['--error-logfile', '--log-file', '--logto', '--logto2', '--daemonize', '--logfile', '-f'];
+
+export interface MasterFacts {
+  pid: number;
+  comm: string;
+  cmdline: string;
+  /** The server's worker timeout from its command line (s): gunicorn --timeout, uWSGI --harakiri, celery --time-limit. */
+  timeoutS?: number;
+  timeoutOption?: string;
+  /** The server recycles workers after this many requests (--max-requests, uWSGI --max-requests). */
+  maxRequests?: number;
+  /** Lines of its logs about this worker, oldest first. */
+  logLines: string[];
+}
+
+function optionValue(args: string[], names: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    for (const n of names) {
+      if (args[i] === n && i + 1 < args.length) return args[i + 1];
+      if (n.startsWith('--') && args[i].startsWith(`${n}=`)) return args[i].slice(n.length + 1);
+    }
+  }
+  return undefined;
+}
+
+/** The worker timeout a master's command line sets (not its config file's). */
+export function serverTimeout(args: string[]): { seconds: number; option: string } | undefined {
+  const table: Array<[string[], string]> = [[['--timeout', '-t'], '--timeout'], [['--harakiri'], '--harakiri'], [['--time-limit'], '--time-limit']];
+  const isGunicorn = args.some((a) => /(^|\/)gunicorn$/.test(a));
+  for (const [names, option] of table) {
+    if (option === '--timeout' && !isGunicorn) continue; // -t means other things elsewhere
+    const v = Number(optionValue(args, names));
+    if (Number.isFinite(v) && v > 0) return { seconds: v, option };
+  }
+  return undefined;
+}
+
+function logFiles(pid: number, args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    for (const n of LOG_OPTIONS) {
+      const v = args[i] === n ? args[i + 1] : args[i].startsWith(`${n}=`) ? args[i].slice(n.length + 1) : undefined;
+      if (v && v !== '-') out.push(path.resolve(`/proc/${pid}/cwd`, v));
+    }
+  }
+  for (const fd of [2, 1]) {
+    try {
+      const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (target.startsWith('/')) out.push(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      /* closed, or the master is gone */
+    }
+  }
+  return out;
+}
+
+function tail(file: string): string {
+  let fd: number | undefined;
+  try {
+    const st = fs.statSync(file);
+    if (!st.isFile()) return '';
+    fd = fs.openSync(file, 'r');
+    const len = Math.min(st.size, MASTER_LOG_LIMITS.tailBytes);
+    const buf = Buffer.alloc(len);
+    fs.readSync(fd, buf, 0, len, st.size - len);
+    return buf.toString('utf8');
+  } catch {
+    return '';
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** Lines that name the worker (pid:N, (pid: N), [N]), and the line before each when it says why (celery). */
+export function linesAbout(text: string, workerPid: number): string[] {
+  const names = new RegExp(`pid: ?${workerPid}\\b|\\[${workerPid}\\]|\\bpid ${workerPid}\\b`);
+  const lines = text.split('\n');
+  const out: string[] = [];
+  lines.forEach((line, i) => {
+    if (!names.test(line)) return;
+    if (i > 0 && /time limit|timeout|harakiri/i.test(lines[i - 1]) && !out.includes(lines[i - 1])) out.push(lines[i - 1]);
+    out.push(line);
+  });
+  return out.slice(-MASTER_LOG_LIMITS.maxLines).map((l) => l.trim().slice(0, MASTER_LOG_LIMITS.maxLineLength));
+}
+
+/** The master's facts about one worker, read now. */
+export function readMasterFacts(pid: number, comm: string, workerPid: number): MasterFacts {
+  const args = readCmdline(pid) ?? [];
+  const timeout = serverTimeout(args);
+  const maxRequests = Number(optionValue(args, ['--max-requests']));
+  const seen = new Set<string>();
+  const logLines: string[] = [];
+  for (const file of logFiles(pid, args)) {
+    let key = file;
+    try {
+      const st = fs.statSync(file);
+      key = `${st.dev}:${st.ino}`; // stderr and --error-logfile are often the same file
+    } catch {
+      continue;
+    }
+    if (seen.has(key) || seen.size >= MASTER_LOG_LIMITS.maxFiles) continue;
+    seen.add(key);
+    logLines.push(...linesAbout(tail(file), workerPid));
+  }
+  return {
+    pid, comm, cmdline: args.join(' ').slice(0, 512), logLines: logLines.slice(-MASTER_LOG_LIMITS.maxLines),
+    ...(timeout ? { timeoutS: timeout.seconds, timeoutOption: timeout.option } : {}),
+    ...(maxRequests > 0 ? { maxRequests } : {}),
+  };
+}
