@@ -53,7 +53,7 @@ export type OomScope = 'none' | 'cgroup' | 'global';
 /** Who sent a fatal signal, by role (agent/deaths/roles.ts). */
 export type SenderRole =
   | 'unknown' | 'master' | 'kernel-oom' | 'systemd-oomd' | 'systemd' | 'kubelet' | 'container-runtime'
-  | 'supervisor' | 'operator' | 'script' | 'self' | 'kernel' | 'init' | 'other';
+  | 'supervisor' | 'operator' | 'script' | 'self' | 'kernel' | 'init' | 'other' | 'shell';
 
 export interface Identity {
   pid: number; startTicks: number; comm: string; cmdline: string; serviceId: string;

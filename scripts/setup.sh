@@ -25,7 +25,7 @@ BUILD_PKGS=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev cmake make g++ p
 # package test (npm run package, dpkg -i): dpkg-shlibdeps, strace, systemd-analyze.
 TEST_PKGS=(python3.11 gunicorn python3-flask uvicorn python3-uvicorn python3-starlette python3-fastapi
            uwsgi uwsgi-plugin-python3 python3-hypercorn daphne python3-celery
-           wrk chromium procps iproute2 util-linux libbpf-tools prometheus nftables dpkg-dev strace systemd)
+           wrk chromium procps iproute2 util-linux libbpf-tools prometheus nftables dpkg-dev strace systemd supervisor)
 
 missing_pkgs() {
   local p

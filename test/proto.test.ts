@@ -156,7 +156,7 @@ describe('schema and TypeScript types stay in step', () => {
       expect(codec.normalize<Worker>('Worker', { state }).state).toBe(state);
     }
     const roles: SenderRole[] = ['unknown', 'master', 'kernel-oom', 'systemd-oomd', 'systemd', 'kubelet', 'container-runtime',
-      'supervisor', 'operator', 'script', 'self', 'kernel', 'init', 'other'];
+      'supervisor', 'operator', 'script', 'self', 'kernel', 'init', 'other', 'shell'];
     expect(names('SenderRole')).toHaveLength(roles.length);
     for (const role of roles) expect(codec.normalize<Sender>('Sender', { role }).role).toBe(role);
   });

@@ -114,7 +114,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'show',
-    summary: 'one post-mortem: verdict, evidence, key series as sparklines, markers (reads only)',
+    summary: 'one post-mortem: verdict, evidence, who sent the signal (by role), the last Python stack, key series as sparklines, markers (reads only)',
     positionals: [ID],
     options: [JSON_OUT, DATA_DIR],
     examples: ['premortem show 20251126-170003-412-4242-ab12', 'premortem show ID --json'],

@@ -21,8 +21,8 @@ export const isLibraryFrame = (f: PyFrame) => LIBRARY.test(f.file);
 
 /** "app.py:12" for application code; "gunicorn/workers/sync.py:45", "socket.py:706" for libraries. */
 export function shortPlace(f: PyFrame): string {
-  const lib = /\/(?:site|dist)-packages\/(.+)$|\/lib\/python\d(?:\.\d+)?\/(.+)$/.exec(f.file);
-  const file = lib ? lib[1] ?? lib[2] : f.file.slice(f.file.lastIndexOf('/') + 1);
+  const lib = /\/(?:site|dist)-packages\/(.+)$/.exec(f.file) ?? /\/lib\/python\d(?:\.\d+)?\/(.+)$/.exec(f.file);
+  const file = lib ? lib[1] : f.file.slice(f.file.lastIndexOf('/') + 1);
   return `${file}:${f.line}`;
 }
 

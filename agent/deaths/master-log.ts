@@ -95,13 +95,16 @@ function tail(file: string): string {
   }
 }
 
-/** Lines that name the worker (pid:N, (pid: N), [N]), and the line before each when it says why (celery). */
+/** What a line about a worker's end says (not "Booting worker", not its requests). */
+const ABOUT_AN_END = /timeout|harakiri|time limit|kill|signal|sig[A-Z]{3}|exit|autorestart|max.?requests|memory|abort|error|critical|shutting|reload/i;
+
+/** Lines that name the worker (pid:N, (pid: N), [N]) about its end, and the line before each when it says why (celery). */
 export function linesAbout(text: string, workerPid: number): string[] {
   const names = new RegExp(`pid: ?${workerPid}\\b|\\[${workerPid}\\]|\\bpid ${workerPid}\\b`);
   const lines = text.split('\n');
   const out: string[] = [];
   lines.forEach((line, i) => {
-    if (!names.test(line)) return;
+    if (!names.test(line) || !ABOUT_AN_END.test(line)) return;
     if (i > 0 && /time limit|timeout|harakiri/i.test(lines[i - 1]) && !out.includes(lines[i - 1])) out.push(lines[i - 1]);
     out.push(line);
   });

@@ -77,17 +77,20 @@ const isA = (re: RegExp, names: string[]) => names.some((n) => re.test(n));
 function shellRole(i: RoleInput, names: string[]): SenderRoleInfo {
   const p = i.process;
   const what = names.find((n) => SHELLS.test(n) || KILL_TOOLS.test(n)) ?? i.senderComm;
+  const kind = SHELLS.test(what) ? 'shell' : 'command';
+  // Gone before /proc could be read: a person or a script, the agent cannot tell.
+  if (!p) return { role: 'shell', reason: '', description: `a ${kind} (${what}; it exited before its terminal could be read)` };
   const tty = p?.tty || p?.ancestors.find((a) => a.tty)?.tty || '';
   const session = p?.ancestors.find((a) => SESSIONS.test(a.comm));
   const reason = p && (KILL_TOOLS.test(i.senderComm) || / -c /.test(p.cmdline)) ? p.cmdline : '';
   if (tty || session) {
     const where = [tty ? `on ${tty}` : '', session ? `under ${session.comm}` : ''].filter(Boolean).join(' ');
-    return { role: 'operator', description: `an operator's ${SHELLS.test(what) ? 'shell' : 'command'} (${what} ${where})`, reason };
+    return { role: 'operator', description: `an operator's ${kind} (${what} ${where})`, reason };
   }
   const parent = p?.ancestors[0];
   return {
     role: 'script', reason,
-    description: `a ${SHELLS.test(what) ? 'shell' : 'command'} with no terminal (${what}${parent ? `, started by ${parent.comm}` : ''}: a script or automation)`,
+    description: `a ${kind} with no terminal (${what}${parent ? `, started by ${parent.comm}` : ''}: a script or automation)`,
   };
 }
 
@@ -111,10 +114,10 @@ export function classifySender(i: RoleInput, c: RoleContext): SenderRoleInfo {
     return { role: 'kernel', reason: '', description: 'the kernel (a fault, no OOM record)' };
   }
   if (i.senderPid === c.workerPid) return { role: 'self', reason: '', description: 'the process itself' };
-  if (c.masterPid !== undefined && i.senderPid === c.masterPid)
-    return { role: 'master', reason: '', description: `its master (pid ${i.senderPid}, ${i.senderComm})` };
   const p = i.process;
   const names = namesOf(i.senderComm, p);
+  if (c.masterPid !== undefined && i.senderPid === c.masterPid)
+    return { role: 'master', reason: '', description: `its master (${names[names.length - 1]}, pid ${i.senderPid})` };
   if (isA(/^systemd-oomd$/, names)) return { role: 'systemd-oomd', reason: 'memory pressure', description: 'systemd-oomd (memory pressure, no kernel OOM)' };
   if (isA(/^kubelet$/, names)) return { role: 'kubelet', reason: '', description: 'the kubelet (an eviction, a failed liveness probe or a pod deletion)' };
   if (isA(RUNTIMES, names)) {
