@@ -3,14 +3,18 @@
  * real servers): a Debian gunicorn sync worker stuck in slow_report() past
  * --timeout, killed by its master (SIGABRT), and a plain pyenv 3.13 server stuck
  * in slow_report() killed by an operator's shell (a real bash on a pty) — the
- * bundle's stacks, the verdict's frame and sentence, the sender's role, and
- * `premortem show` on the written post-mortem.
+ * bundle's stacks, the verdict's frame and sentence, the sender's role,
+ * `premortem show` on the written post-mortem, and its HTML export in Debian's
+ * chromium (the viewer's post-mortem page, offline).
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { pathToFileURL } from 'url';
+import { chromium } from 'playwright-core';
 import { createAgent, Agent } from '../agent/agent';
+import { exportBundle } from '../agent/export-html';
 import { createBundleStore, BundleStore } from '../agent/store';
 import { createLogger } from '../agent/log';
 import type { Bundle, Death } from '../agent/proto';
@@ -24,6 +28,8 @@ let dataDir: string;
 let store: BundleStore;
 let agent: Agent;
 const deaths: Death[] = [];
+/** The gunicorn worker's post-mortem, for the export test. */
+let timedOut: { bundle: Bundle; file: string; line: number } | undefined;
 
 /** 1-based line of the first line of `src` containing `marker`. */
 const lineOf = (src: string, marker: string) => src.split('\n').findIndex((l) => l.includes(marker)) + 1;
@@ -123,7 +129,8 @@ test('a gunicorn sync worker (Debian python3.11) stuck in slow_report() past --t
   expect(bundle.stackSampling!.samples).toBeGreaterThanOrEqual(2);
   expect(bundle.verdict).toEqual(v);
 
-  const text = show(d.bundleId); if (process.env.PM_SHOW) fs.writeFileSync(process.env.PM_SHOW, text);
+  const text = show(d.bundleId);
+  timedOut = { bundle, file, line };
   expect(text).toContain('killer    master: its master');
   expect(text).toMatch(new RegExp(`slow_report\\(\\)\\s+${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:${line}`));
   expect(text).toMatch(/stack.*innermost frame first/);
@@ -161,3 +168,29 @@ test('a plain pyenv 3.13 server stuck in slow_report(), killed by an operator\'s
   expect(last.threads[0].frames.slice(0, 2).map((f) => f.function)).toEqual(['slow_report', 'do_GET']);
   expect(show(d.bundleId)).toContain(`killer    operator: an operator's shell (bash on ${v.sender!.tty}`);
 }, 90_000);
+
+test('the HTML export (the viewer\'s post-mortem page) shows who sent it and the stack, the named frame marked', async () => {
+  expect(timedOut).toBeDefined(); // from the gunicorn test above
+  const { bundle, line } = timedOut!;
+  const file = path.join(app.dir, `report-${bundle.id}.html`);
+  fs.writeFileSync(file, exportBundle(bundle));
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(pathToFileURL(file).toString());
+    await page.waitForSelector('[data-testid="pystack"]', { timeout: 15_000 });
+    expect(await page.getAttribute('[data-testid="killer"]', 'data-role')).toBe('master');
+    expect(await page.textContent('[data-testid="killer"]')).toContain('timeout');
+    const named = await page.$$eval('[data-testid="pystack"] li.named', (els) => els.map((e) => e.textContent));
+    expect(named[0]).toContain(`slow_report() ${timedOut!.file}:${line}`);
+    const first = await page.$$eval('[data-testid="pystack"] .pystack-sample:first-of-type li', (els) => els.map((e) => e.getAttribute('data-function')));
+    expect(first.slice(0, 2)).toEqual(['slow_report', 'report']); // innermost first
+    fs.mkdirSync(path.join(ROOT, 'test', 'artifacts'), { recursive: true });
+    await page.screenshot({ path: path.join(ROOT, 'test', 'artifacts', 'postmortem-why.png'), fullPage: true });
+    expect(errors).toEqual([]);
+  } finally {
+    await browser.close();
+  }
+}, 60_000);
