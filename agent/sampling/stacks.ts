@@ -10,6 +10,7 @@
  * Sampling runs on the event loop, so every pass is bounded twice: at most
  * STACK_PASS.maxSamplesPerPass samples and STACK_PASS.passBudgetMs of time; the
  * most overdue workers go first and the rest wait for the next pass (counted).
+ * At most STACK_PASS.maxBurstWorkers workers burst at once (the rest counted).
  */
 import type { AgentOptions } from '../config';
 import type { ErrorCounter } from '../core/errors';
@@ -30,6 +31,11 @@ export const STACK_PASS = {
   passBudgetMs: 20,
   /** Dead or forgotten workers' rings are swept this often (ms). */
   sweepMs: 5000,
+  /**
+   * Workers sampled at the burst rate at once: host-wide trouble (CPU contention) raises markers
+   * on every worker, and 256 workers in burst would cost five times the base rate.
+   */
+  maxBurstWorkers: 16,
 };
 
 /** Signals that start a burst: a stop or an abort gives the worker seconds to live, and its stack says where it was. */
@@ -47,6 +53,8 @@ export interface StackWatchStats {
   /** Samples due but left for a later pass (pass bound or time budget reached). */
   deferred: number;
   bursts: number;
+  /** Bursts not started because maxBurstWorkers were bursting already. */
+  burstsRefused: number;
   longestPassMs: number;
 }
 
@@ -86,14 +94,26 @@ export function createStackWatch(d: StackWatchDeps): StackWatch {
   const o = d.options;
   const now = d.now ?? Date.now;
   const watched = new Map<string, Watched>();
-  const st: StackWatchStats = { workers: 0, samples: 0, sampleUs: 0, cpuUs: 0, passes: 0, deferred: 0, bursts: 0, longestPassMs: 0 };
+  const st: StackWatchStats = { workers: 0, samples: 0, sampleUs: 0, cpuUs: 0, passes: 0, deferred: 0, bursts: 0, burstsRefused: 0, longestPassMs: 0 };
   let timer: NodeJS.Timeout | undefined;
   let lastSweepMs = 0;
   let spread = 0;
 
+  const bursting = (t: number) => {
+    let n = 0;
+    for (const x of watched.values()) if (x.burstUntilMs > t) n++;
+    return n;
+  };
+
   const burst = (x: Watched, t: number) => {
     if (o.stackBurstMs <= 0) return;
-    if (x.burstUntilMs < t) st.bursts++;
+    if (x.burstUntilMs <= t) {
+      if (bursting(t) >= STACK_PASS.maxBurstWorkers) {
+        st.burstsRefused++;
+        return;
+      }
+      st.bursts++;
+    }
     x.burstUntilMs = t + o.stackBurstMs;
     x.nextMs = Math.min(x.nextMs, t);
   };
