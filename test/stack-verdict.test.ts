@@ -6,7 +6,8 @@
 import { createStackRing } from '../agent/sampling/stack-ring';
 import { decideVerdict, DeathFacts } from '../agent/deaths/verdict';
 import { shortPlace, stackAt } from '../agent/deaths/last-stack';
-import { createSettleQueue } from '../agent/deaths/settle';
+import { createSettleQueue, PASSES_AFTER_MARK, tracerBarrier } from '../agent/deaths/settle';
+import type { Tracer } from '../agent/native';
 import type { PyFrame, PyStackSample } from '../agent/proto';
 
 const T = Date.UTC(2026, 10, 26, 12, 3, 7, 412);
@@ -94,28 +95,54 @@ describe('the frame in the verdict', () => {
 });
 
 describe('settle queue', () => {
-  test('deaths due together are judged after one sync; a failed sync holds them until it succeeds', async () => {
-    let ok = false;
-    let syncs = 0;
+  /** A fake record reader: passes counted, paused or not, syncs that succeed only when it runs. */
+  const reader = () => {
+    const r = { polls: 0, paused: false, flushes: 0, syncCalls: 0 };
+    const tracer = {
+      stats: () => ({ polls: r.polls, paused: r.paused }),
+      flush: () => { r.flushes++; },
+      sync: () => { r.syncCalls++; return !r.paused; },
+    } as unknown as Tracer;
+    return { r, barrier: tracerBarrier(tracer) };
+  };
+
+  test('deaths due together are judged together; a reader that ran on is trusted with a flush, no blocking sync', async () => {
+    const { r, barrier } = reader();
     const judged: Array<[number[], boolean]> = [];
-    const q = createSettleQueue<number>(() => { syncs++; return ok; }, (items, synced) => judged.push([items, synced]), { retryMs: 20, maxWaitMs: 10_000 });
+    const q = createSettleQueue<number>(barrier, (items, synced) => judged.push([items, synced]));
     const now = Date.now();
     for (let i = 0; i < 50; i++) q.add(i, now + 10);
-    await new Promise((r) => setTimeout(r, 80));
-    expect(judged).toEqual([]);
-    expect(syncs).toBeGreaterThanOrEqual(2);
-    ok = true;
-    await new Promise((r) => setTimeout(r, 60));
+    r.polls += PASSES_AFTER_MARK;
+    await new Promise((res) => setTimeout(res, 40));
     expect(judged).toEqual([[[...Array(50).keys()], true]]);
-    expect(q.stats()).toMatchObject({ batches: 1, unsynced: 0, pending: 0 });
+    expect(r).toMatchObject({ flushes: 1, syncCalls: 0 });
+    expect(q.stats()).toMatchObject({ batches: 1, syncs: 0, unsynced: 0, pending: 0 });
+    q.stop();
+  });
+
+  test('a reader that did not run since: one sync for the batch; paused, the batch waits until it runs again', async () => {
+    const { r, barrier } = reader();
+    const judged: Array<[number[], boolean]> = [];
+    const q = createSettleQueue<number>(barrier, (items, synced) => judged.push([items, synced]), { retryMs: 20, maxWaitMs: 10_000 });
+    r.paused = true;
+    for (let i = 0; i < 5; i++) q.add(i, Date.now() + 5);
+    await new Promise((res) => setTimeout(res, 80));
+    expect(judged).toEqual([]);
+    expect(r.syncCalls).toBeGreaterThanOrEqual(2);
+    r.paused = false;
+    await new Promise((res) => setTimeout(res, 60));
+    expect(judged).toEqual([[[0, 1, 2, 3, 4], true]]);
+    expect(q.stats()).toMatchObject({ batches: 1, unsynced: 0 });
     q.stop();
   });
 
   test('a reader that stays behind: judged after maxWaitMs, counted as unsynced', async () => {
+    const { r, barrier } = reader();
+    r.paused = true;
     const judged: Array<[number[], boolean]> = [];
-    const q = createSettleQueue<number>(() => false, (items, synced) => judged.push([items, synced]), { retryMs: 10, maxWaitMs: 50 });
+    const q = createSettleQueue<number>(barrier, (items, synced) => judged.push([items, synced]), { retryMs: 10, maxWaitMs: 50 });
     q.add(1, Date.now());
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((res) => setTimeout(res, 150));
     expect(judged).toEqual([[[1], false]]);
     expect(q.stats()).toMatchObject({ unsynced: 1, batches: 1 });
     q.stop();

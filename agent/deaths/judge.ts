@@ -1,7 +1,7 @@
 /**
- * Deaths: a tracked process exits (or vanishes); after a short settle and one
- * sync with the record reader per batch of due deaths (settle.ts: every record
- * the kernel submitted before is in), its last bucket is taken, its last
+ * Deaths: a tracked process exits (or vanishes); after a short settle, and once
+ * every record the kernel submitted before it is in (settle.ts: a pass-count
+ * barrier, a sync per batch only when the reader is behind), its last bucket is taken, its last
  * Python stacks frozen, the verdict decided from the facts gathered meanwhile
  * (with what its master's log says), and a failure's minutes before are frozen
  * into a post-mortem bundle and written to the store.
@@ -25,7 +25,7 @@ import type { HostTimeline } from '../timeline';
 import type { FrozenStacks } from '../sampling/stack-ring';
 import { buildBundle, TimelineSource } from './bundle';
 import { readMasterFacts } from './master-log';
-import { createSettleQueue, SETTLE_LIMITS, SettleStats } from './settle';
+import { createSettleQueue, SettleStats, tracerBarrier } from './settle';
 import { decideVerdict } from './verdict';
 
 export interface JudgeDeps {
@@ -59,12 +59,6 @@ export interface Judge {
   stats(): SettleStats;
 }
 
-/** Every record the kernel submitted before now, handed to ingest (false: the reader is paused or behind). */
-function syncRecords(tracer: Tracer): boolean {
-  if (typeof tracer.sync === 'function') return tracer.sync(SETTLE_LIMITS.syncTimeoutMs);
-  tracer.flush();
-  return true;
-}
 
 export function createJudge(d: JudgeDeps): Judge {
   let stopped = false;
@@ -168,8 +162,8 @@ export function createJudge(d: JudgeDeps): Judge {
     d.emit.topology();
   };
 
-  // Deaths due together are judged after one sync with the record reader (settle.ts).
-  const settle = createSettleQueue<{ w: WorkerState; deathMs: number }>(() => syncRecords(d.tracer), (due, synced) => {
+  // Deaths due together are judged once the records before them are in (settle.ts).
+  const settle = createSettleQueue<{ w: WorkerState; deathMs: number }>(tracerBarrier(d.tracer), (due, synced) => {
     for (const x of due) judge(x.w, x.deathMs, synced).catch((e) => d.errors.count('judge', e));
   });
 

@@ -1,20 +1,26 @@
 /**
  * Deaths wait here for the kernel's records about them. Each is due
  * deathSettleMs after it was seen; the deaths due together are judged together
- * after ONE tracer.sync(): every record the kernel submitted before that call
- * (so before these deaths: the signal, the OOM kill, the exit) has then been
- * read from the ring buffer and handed to ingest, however far behind the
- * reader was. One sync per batch, not per death: at high death rates the
- * event loop blocks once per batch (about the reader's poll interval).
+ * once every record the kernel submitted before they were seen (the signal, the
+ * OOM kill, the exit) has been read from the ring buffer and handed to ingest,
+ * however far behind the reader was.
  *
- * A reader that is paused or too slow makes sync() fail: the batch waits and
- * retries every SETTLE_LIMITS.retryMs, up to SETTLE_LIMITS.maxWaitMs after it
- * was due; then it is judged with what is known, and counted as unsynced.
+ * The barrier is cheap in the normal case and never blocks per death: when a
+ * death is scheduled the reader's pass count is marked; once the reader has
+ * polled PASSES_AFTER_MARK more times (and is not paused), a pass that started
+ * after the mark has consumed the ring buffer and queued its batches, so a
+ * non-blocking flush() delivers them. Only when the reader is behind (paused,
+ * or stuck waiting for JS) does a batch call tracer.sync() — one per batch,
+ * bounded by SETTLE_LIMITS.syncTimeoutMs. If that fails too, the batch retries
+ * every retryMs for up to maxWaitMs, then is judged with what is known and
+ * counted as unsynced (its verdict says so).
  */
+import type { Tracer } from '../native';
+
 export const SETTLE_LIMITS = {
   /** Longest one sync may block the event loop (ms). */
   syncTimeoutMs: 50,
-  /** A batch whose sync failed is retried this much later (ms). */
+  /** A batch whose records could not be delivered is retried this much later (ms). */
   retryMs: 100,
   /** ...until it has waited this long past its due time (ms). */
   maxWaitMs: 5000,
@@ -22,11 +28,47 @@ export const SETTLE_LIMITS = {
   maxPending: 16_384,
 };
 
+/**
+ * Reader passes after the mark that prove a whole pass (poll, consume, hand-over) began after it:
+ * the pass under way at the mark may have consumed before it, and one pass may be cut short by a pause.
+ */
+export const PASSES_AFTER_MARK = 3;
+
+/** Delivers every record submitted before a mark. */
+export interface RecordBarrier {
+  mark(): number;
+  /** false: the records could not be delivered now (the reader is paused or behind). */
+  deliver(mark: number): boolean;
+  /** Deliveries that needed a blocking sync. */
+  readonly syncs: number;
+}
+
+export function tracerBarrier(tracer: Tracer): RecordBarrier {
+  let syncs = 0;
+  return {
+    mark: () => tracer.stats().polls,
+    deliver(mark) {
+      const s = tracer.stats();
+      if (!s.paused && s.polls >= mark + PASSES_AFTER_MARK) {
+        tracer.flush();
+        return true;
+      }
+      syncs++;
+      return tracer.sync(SETTLE_LIMITS.syncTimeoutMs);
+    },
+    get syncs() {
+      return syncs;
+    },
+  };
+}
+
 export interface SettleStats {
   batches: number;
+  /** Batches whose records needed a blocking sync (the reader was behind). */
   syncs: number;
-  failedSyncs: number;
-  /** Deaths judged without a completed sync (the reader stayed behind past maxWaitMs). */
+  /** Attempts that could not deliver (the batch waited and retried). */
+  failedDeliveries: number;
+  /** Deaths judged without their records delivered (the reader stayed behind past maxWaitMs). */
   unsynced: number;
   /** Deaths judged at once because the queue was full. */
   overflowed: number;
@@ -39,15 +81,12 @@ export interface SettleQueue<T> {
   stats(): SettleStats;
 }
 
-/**
- * `sync` delivers every record submitted before it (false: it could not);
- * `judge` gets each due batch and whether it was synced.
- */
-export function createSettleQueue<T>(sync: () => boolean, judge: (items: T[], synced: boolean) => void,
+/** `judge` gets each due batch and whether its records were delivered. */
+export function createSettleQueue<T>(barrier: RecordBarrier, judge: (items: T[], synced: boolean) => void,
   limits: Partial<typeof SETTLE_LIMITS> = {}, now: () => number = Date.now): SettleQueue<T> {
   const lim = { ...SETTLE_LIMITS, ...limits };
-  const pending: Array<{ item: T; dueMs: number; tryMs: number }> = [];
-  const st = { batches: 0, syncs: 0, failedSyncs: 0, unsynced: 0, overflowed: 0 };
+  const pending: Array<{ item: T; dueMs: number; tryMs: number; mark: number }> = [];
+  const st = { batches: 0, failedDeliveries: 0, unsynced: 0, overflowed: 0 };
   let timer: NodeJS.Timeout | undefined;
   let timerAt = Infinity;
   let stopped = false;
@@ -67,13 +106,15 @@ export function createSettleQueue<T>(sync: () => boolean, judge: (items: T[], sy
     timerAt = Infinity;
     if (stopped) return;
     const t = now();
-    if (pending.some((p) => p.tryMs <= t)) {
-      st.syncs++;
-      const synced = sync();
-      if (!synced) st.failedSyncs++;
+    const ready = pending.filter((p) => p.tryMs <= t);
+    if (ready.length) {
+      let mark = Infinity;
+      for (const p of ready) if (p.mark < mark) mark = p.mark;
+      const synced = barrier.deliver(mark);
+      if (!synced) st.failedDeliveries++;
       const after = now();
-      const due = new Set(pending.filter((p) => p.tryMs <= t && (synced || after - p.dueMs >= lim.maxWaitMs)));
-      for (const p of pending) if (!due.has(p) && p.tryMs <= t) p.tryMs = after + lim.retryMs;
+      const due = new Set(ready.filter((p) => synced || after - p.dueMs >= lim.maxWaitMs));
+      for (const p of ready) if (!due.has(p)) p.tryMs = after + lim.retryMs;
       if (due.size) {
         const rest = pending.filter((p) => !due.has(p));
         pending.length = 0;
@@ -94,7 +135,7 @@ export function createSettleQueue<T>(sync: () => boolean, judge: (items: T[], sy
         judge([item], false);
         return;
       }
-      pending.push({ item, dueMs, tryMs: dueMs });
+      pending.push({ item, dueMs, tryMs: dueMs, mark: barrier.mark() });
       arm();
     },
     stop() {
@@ -102,6 +143,6 @@ export function createSettleQueue<T>(sync: () => boolean, judge: (items: T[], sy
       clearTimeout(timer);
       pending.length = 0;
     },
-    stats: () => ({ ...st, pending: pending.length }),
+    stats: () => ({ ...st, syncs: barrier.syncs, pending: pending.length }),
   };
 }
