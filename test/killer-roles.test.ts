@@ -5,6 +5,9 @@
  *   - a supervisor: Debian's supervisord stopping a program that ignores
  *     SIGTERM (SIGTERM, then SIGKILL after stopwaitsecs);
  *   - a script: a real bash with no terminal, its parent gone (under pid 1);
+ *   - a container runtime: `podman kill` of a real container (runc, see
+ *     test/helpers/podman.ts): runc sends the signal and is gone at once, so
+ *     its name alone says who it was;
  * and the verdict's correctness when the record reader is behind: a death
  * found by the /proc sweep while the reader is paused waits for the records
  * (one sync per batch) instead of being judged "unknown".
@@ -23,6 +26,8 @@ import type { Death } from '../agent/proto';
 import { exited, killGroup, printed, sleep, start, stopAll, waitFor } from './helpers/procs';
 import { appDir, AppDir, freePort, get, gunicorn, ready, workersOf } from './helpers/services';
 import { createMemoryCgroup, TestCgroup } from './helpers/cgroup';
+import { PODMAN, runContainer } from './helpers/podman';
+import { execFileSync } from 'child_process';
 
 const MiB = 1024 * 1024;
 let app: AppDir;
@@ -144,6 +149,22 @@ test('a script: a bash with no terminal under pid 1 sends SIGKILL; role script, 
   expect(d.verdict!.sender!.ancestors[0]).toMatch(/\[1\]$/);
   expect(d.verdict!.summary).toContain(`a shell with no terminal (bash, started by ${fs.readFileSync('/proc/1/comm', 'utf8').trim()}: a script or automation), running “bash -c kill -KILL ${pid}; sleep 2; exit 0”`);
 }, 60_000);
+
+test('a container runtime: `podman kill` of a real container; runc sent the SIGKILL, role container-runtime', async () => {
+  const port = await freePort();
+  const name = `pm-killer-${process.pid}`;
+  const ctr = runContainer(name, ['/usr/bin/python3', path.join(app.dir, 'stubborn.py'), String(port)], [app.dir]);
+  try {
+    await tracked(ctr.pid);
+    execFileSync(PODMAN, ['--runtime', 'runc', '--cgroup-manager', 'cgroupfs', 'kill', '--signal', 'KILL', name], { stdio: 'ignore', timeout: 30_000 });
+    const d = await deathOf(ctr.pid);
+    expect(d.verdict).toMatchObject({ kind: 'killed-by-other', signalName: 'SIGKILL', sender: { role: 'container-runtime', comm: 'runc' } });
+    expect(d.verdict!.sender!.description).toBe('the container runtime (runc)');
+    expect(d.verdict!.summary).toContain('The SIGKILL came from the container runtime (runc)');
+  } finally {
+    ctr.remove();
+  }
+}, 90_000);
 
 test('the record reader paused: a death found by the /proc sweep waits for its records, then is judged from them (not "unknown")', async () => {
   const port = await freePort();
