@@ -1,7 +1,11 @@
 /** Sender roles and the killer's sentence in the verdict (pure logic; the real senders are in killer-roles.test.ts). */
 import { classifySender, RoleInput, SenderProcess } from '../agent/deaths/roles';
 import { decideVerdict, DeathFacts, SignalFacts } from '../agent/deaths/verdict';
-import { linesAbout, serverTimeout } from '../agent/deaths/master-log';
+import { createMasterLogReader, linesAbout, MASTER_LOG_LIMITS, serverTimeout } from '../agent/deaths/master-log';
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { ttyName } from '../agent/deaths/senders';
 
 const T = Date.UTC(2026, 10, 26, 12, 3, 7, 412);
@@ -149,6 +153,28 @@ describe('master log and command line', () => {
     expect(serverTimeout(['gunicorn', '--timeout=30'])).toEqual({ seconds: 30, option: '--timeout' });
     expect(serverTimeout(['uwsgi', '--harakiri', '20'])).toEqual({ seconds: 20, option: '--harakiri' });
     expect(serverTimeout(['python3', '-m', 'uvicorn', '--timeout', '5'])).toBeUndefined();
+  });
+
+  test("a master's stderr file is read for its lines; deaths it did not signal share one read, a signalled one gets a fresh read", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-masterlog-'));
+    const log = path.join(dir, 'err.log');
+    fs.writeFileSync(log, '[100] [CRITICAL] WORKER TIMEOUT (pid:4242)\n');
+    const master = spawn('sh', ['-c', `exec sleep 30 2>>${log}`], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      let t = Date.now();
+      const reader = createMasterLogReader(() => t);
+      expect(reader.factsFor('m', master.pid!, 'sleep', 4242, 0).logLines).toEqual(['[100] [CRITICAL] WORKER TIMEOUT (pid:4242)']);
+      fs.appendFileSync(log, '[100] [CRITICAL] WORKER TIMEOUT (pid:4243)\n');
+      t += MASTER_LOG_LIMITS.rereadMs - 1;
+      expect(reader.factsFor('m', master.pid!, 'sleep', 4243, 0).logLines).toEqual([]); // the shared read predates the line
+      expect(reader.reads).toBe(1);
+      expect(reader.factsFor('m', master.pid!, 'sleep', 4243, t).logLines).toEqual(['[100] [CRITICAL] WORKER TIMEOUT (pid:4243)']);
+      expect(reader.reads).toBe(2);
+    } finally {
+      master.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('terminal names from tty_nr', () => {

@@ -9,7 +9,7 @@ import type { SignalFacts } from '../agent/deaths/verdict';
 import { createErrorCounter } from '../agent/core/errors';
 import { createLogger } from '../agent/log';
 
-function setup(n: number, opts = {}) {
+function setup(n: number, opts = {}, sample?: (pid: number, t: number) => Partial<PyStackSample>) {
   let t = 1_000_000;
   const workers = new Map<string, WorkerState>();
   for (let i = 0; i < n; i++) {
@@ -22,7 +22,7 @@ function setup(n: number, opts = {}) {
     sample(pid): PyStackSample {
       taken.push([pid, t]);
       return { tMs: t, pid, error: '', pythonVersion: '3.11', threads: [{ tid: pid, name: 'w', isMain: true, holdsGil: false, truncated: false,
-        frames: [{ file: '/a.py', function: `f${Math.floor(t / 10_000)}`, line: 1 }] }] };
+        frames: [{ file: '/a.py', function: `f${Math.floor(t / 10_000)}`, line: 1 }] }], ...sample?.(pid, t) };
     },
     forget: () => undefined, close: () => undefined, stats: () => ({}) as ReturnType<StackSampler['stats']>,
   };
@@ -79,6 +79,24 @@ test('a pass takes at most maxSamplesPerPass samples; the overdue rest are count
   expect(watch.passNow()).toBe(STACK_PASS.maxSamplesPerPass);
   expect(watch.stats().deferred).toBe(36);
   expect(watch.passNow()).toBe(36);
+});
+
+test('sampling takes at most budgetMsPerSecond of each second, however many workers are due', () => {
+  const spin = (ms: number) => { const end = process.hrtime.bigint() + BigInt(ms * 1e6); while (process.hrtime.bigint() < end); };
+  const { run, taken, watch } = setup(200, {}, () => { spin(2); return {}; }); // 2 ms per sample: 200 workers want 400 ms/s
+  run(3000);
+  const perSecond = (taken.length / 3) * 2; // ms of sampling per second
+  expect(perSecond).toBeLessThanOrEqual(STACK_PASS.budgetMsPerSecond * 1.3 + 2 * STACK_PASS.maxSamplesPerPass / 3);
+  expect(watch.stats().deferred).toBeGreaterThan(0);
+});
+
+test('a process that is not a Python this agent reads is asked again only every unreadableRetryMs', () => {
+  const { run, countOf } = setup(2, {}, (pid) => (pid === 1000 ? { threads: [], error: 'PREMORTEM_ERR_NOT_PYTHON: /usr/bin/sleep has no _PyRuntime symbol' } : {}));
+  run(20_000);
+  expect(countOf(1000)).toBe(1);
+  expect(countOf(1001)).toBeGreaterThanOrEqual(19);
+  run(STACK_PASS.unreadableRetryMs);
+  expect(countOf(1000)).toBe(2);
 });
 
 test('freeze hands over the ring and forgets the worker; dead workers are swept', () => {

@@ -24,9 +24,9 @@ import { makeBundleId } from '../store';
 import type { HostTimeline } from '../timeline';
 import type { FrozenStacks } from '../sampling/stack-ring';
 import { buildBundle, TimelineSource } from './bundle';
-import { readMasterFacts } from './master-log';
+import { createMasterLogReader } from './master-log';
 import { createSettleQueue, SettleStats, tracerBarrier } from './settle';
-import { decideVerdict } from './verdict';
+import { decideVerdict, SIGNAL_LOOKBACK_MS } from './verdict';
 
 export interface JudgeDeps {
   options: AgentOptions;
@@ -62,6 +62,7 @@ export interface Judge {
 
 export function createJudge(d: JudgeDeps): Judge {
   let stopped = false;
+  const masterLogs = createMasterLogReader();
 
   const source = (w: WorkerState): TimelineSource => ({
     identity: w.identity,
@@ -94,6 +95,8 @@ export function createJudge(d: JudgeDeps): Judge {
     const e = w.exit;
     const master = s ? d.registry.workers.get(s.masterKey) : undefined;
     const hasMaster = w.identity.role === 'worker' && master && master !== w;
+    // A master's log line about a kill comes just before its first signal: read after that.
+    const firstFromMaster = hasMaster ? w.signals.find((x) => !x.kernel && x.senderPid === master.identity.pid && x.tMs >= deathMs - SIGNAL_LOOKBACK_MS) : undefined;
     return decideVerdict({
       exit: {
         pid: w.identity.pid, comm: w.identity.comm, tMs: deathMs,
@@ -107,7 +110,7 @@ export function createJudge(d: JudgeDeps): Judge {
       rss: w.timeline.series('rssBytes').map(([t, v], i, a) => [i === a.length - 1 ? deathMs : t + d.options.intervalMs, v]),
       lostRecords: d.loss.between(deathMs - d.options.bundleWindowMs, deathMs),
       stacks: stacks?.stacks,
-      master: hasMaster && master.alive ? readMasterFacts(master.identity.pid, master.identity.comm, w.identity.pid) : undefined,
+      master: hasMaster && master.alive ? masterLogs.factsFor(master.key, master.identity.pid, master.identity.comm, w.identity.pid, firstFromMaster?.tMs ?? 0) : undefined,
       masterSignals: hasMaster ? master.signals : undefined,
     });
   };

@@ -19,6 +19,14 @@ export const MASTER_LOG_LIMITS = {
   maxLines: 6,
   /** A kept line is cut to this length. */
   maxLineLength: 300,
+  /** Masters whose last read is kept. */
+  maxMasters: 64,
+  /**
+   * A master's logs are read again at most this often (ms) for deaths it did not signal: under
+   * fork churn thousands of deaths a second share one read. A death the master signalled always
+   * gets a read made after that signal (its log line comes just before it).
+   */
+  rereadMs: 250,
 };
 
 /** Command-line options that name a master's log file. */
@@ -105,19 +113,25 @@ export function linesAbout(text: string, workerPid: number): string[] {
   const out: string[] = [];
   lines.forEach((line, i) => {
     if (!names.test(line) || !ABOUT_AN_END.test(line)) return;
-    if (i > 0 && /time limit|timeout|harakiri/i.test(lines[i - 1]) && !out.includes(lines[i - 1])) out.push(lines[i - 1]);
+    const before = i > 0 ? lines[i - 1] : '';
+    // The reason line before it (celery), unless that one is about another process.
+    if (/time limit|timeout|harakiri/i.test(before) && !/\bpid:? ?\d/.test(before) && !out.includes(before)) out.push(before);
     out.push(line);
   });
   return out.slice(-MASTER_LOG_LIMITS.maxLines).map((l) => l.trim().slice(0, MASTER_LOG_LIMITS.maxLineLength));
 }
 
-/** The master's facts about one worker, read now. */
-export function readMasterFacts(pid: number, comm: string, workerPid: number): MasterFacts {
+interface MasterRead {
+  readMs: number;
+  args: string[];
+  /** The tails of its log files. */
+  tails: string[];
+}
+
+function readMaster(pid: number, readMs: number): MasterRead {
   const args = readCmdline(pid) ?? [];
-  const timeout = serverTimeout(args);
-  const maxRequests = Number(optionValue(args, ['--max-requests']));
   const seen = new Set<string>();
-  const logLines: string[] = [];
+  const tails: string[] = [];
   for (const file of logFiles(pid, args)) {
     let key = file;
     try {
@@ -128,11 +142,51 @@ export function readMasterFacts(pid: number, comm: string, workerPid: number): M
     }
     if (seen.has(key) || seen.size >= MASTER_LOG_LIMITS.maxFiles) continue;
     seen.add(key);
-    logLines.push(...linesAbout(tail(file), workerPid));
+    tails.push(tail(file));
   }
+  return { readMs, args, tails };
+}
+
+function factsOf(pid: number, comm: string, workerPid: number, r: MasterRead): MasterFacts {
+  const timeout = serverTimeout(r.args);
+  const maxRequests = Number(optionValue(r.args, ['--max-requests']));
+  const logLines = r.tails.flatMap((t) => linesAbout(t, workerPid));
   return {
-    pid, comm, cmdline: args.join(' ').slice(0, 512), logLines: logLines.slice(-MASTER_LOG_LIMITS.maxLines),
+    pid, comm, cmdline: r.args.join(' ').slice(0, 512), logLines: logLines.slice(-MASTER_LOG_LIMITS.maxLines),
     ...(timeout ? { timeoutS: timeout.seconds, timeoutOption: timeout.option } : {}),
     ...(maxRequests > 0 ? { maxRequests } : {}),
+  };
+}
+
+export interface MasterLogReader {
+  /**
+   * What master `key` (pid `pid`) says about `workerPid`, from a read made at or after
+   * `freshAfterMs` (its first signal to the worker), or for a death it did not signal
+   * (freshAfterMs 0), from a read at most rereadMs old.
+   */
+  factsFor(key: string, pid: number, comm: string, workerPid: number, freshAfterMs: number): MasterFacts;
+  readonly reads: number;
+}
+
+export function createMasterLogReader(now: () => number = Date.now): MasterLogReader {
+  const cache = new Map<string, MasterRead>();
+  let reads = 0;
+  return {
+    factsFor(key, pid, comm, workerPid, freshAfterMs) {
+      const t = now();
+      let r = cache.get(key);
+      const fresh = r && (freshAfterMs ? r.readMs >= freshAfterMs : t - r.readMs < MASTER_LOG_LIMITS.rereadMs);
+      if (!r || !fresh) {
+        reads++;
+        r = readMaster(pid, t);
+        cache.delete(key);
+        if (cache.size >= MASTER_LOG_LIMITS.maxMasters) cache.delete(cache.keys().next().value as string);
+        cache.set(key, r);
+      }
+      return factsOf(pid, comm, workerPid, r);
+    },
+    get reads() {
+      return reads;
+    },
   };
 }

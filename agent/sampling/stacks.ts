@@ -10,7 +10,9 @@
  * Sampling runs on the event loop, so every pass is bounded twice: at most
  * STACK_PASS.maxSamplesPerPass samples and STACK_PASS.passBudgetMs of time; the
  * most overdue workers go first and the rest wait for the next pass (counted).
- * At most STACK_PASS.maxBurstWorkers workers burst at once (the rest counted).
+ * At most STACK_PASS.maxBurstWorkers workers burst at once (the rest counted), and
+ * sampling takes at most STACK_PASS.budgetMsPerSecond per second in all. A process
+ * that cannot be read (not Python, an unsupported version) is asked rarely.
  */
 import type { AgentOptions } from '../config';
 import type { ErrorCounter } from '../core/errors';
@@ -29,6 +31,13 @@ export const STACK_PASS = {
   maxSamplesPerPass: 64,
   /** A pass stops once it has spent this long sampling (ms). */
   passBudgetMs: 20,
+  /**
+   * Sampling time per second at most (ms, a token bucket): whatever the pool size, the fork churn
+   * or the bursts, stack sampling takes at most this share of the event loop (5 %).
+   */
+  budgetMsPerSecond: 50,
+  /** A process that is not a Python this agent reads (not CPython, 3.8...) is asked again only this often (ms). */
+  unreadableRetryMs: 30_000,
   /** Dead or forgotten workers' rings are swept this often (ms). */
   sweepMs: 5000,
   /**
@@ -50,7 +59,7 @@ export interface StackWatchStats {
   /** CPU time of the passes, total (µs): sampling plus bookkeeping. */
   cpuUs: number;
   passes: number;
-  /** Samples due but left for a later pass (pass bound or time budget reached). */
+  /** Samples due but left for a later pass (pass bound, time budget or the per-second budget reached). */
   deferred: number;
   bursts: number;
   /** Bursts not started because maxBurstWorkers were bursting already. */
@@ -88,6 +97,9 @@ interface Watched {
   lastSignal?: SignalFacts;
 }
 
+/** Errors that will not change while the process runs the same program. */
+const UNREADABLE = /^PREMORTEM_ERR_(NOT_PYTHON|PYTHON_VERSION)\b/;
+
 const sampled = (w: WorkerState) => w.alive && !w.judging && (w.identity.role === 'worker' || w.identity.role === 'standalone');
 
 export function createStackWatch(d: StackWatchDeps): StackWatch {
@@ -98,6 +110,9 @@ export function createStackWatch(d: StackWatchDeps): StackWatch {
   let timer: NodeJS.Timeout | undefined;
   let lastSweepMs = 0;
   let spread = 0;
+  // Sampling time left (ms) in the per-second budget, refilled as time passes.
+  let tokens = STACK_PASS.budgetMsPerSecond;
+  let refilledMs = now();
 
   const bursting = (t: number) => {
     let n = 0;
@@ -163,20 +178,24 @@ export function createStackWatch(d: StackWatchDeps): StackWatch {
   const pass = (): number => {
     const t0 = now();
     const cpu0 = process.cpuUsage();
+    tokens = Math.min(STACK_PASS.budgetMsPerSecond, tokens + ((t0 - refilledMs) * STACK_PASS.budgetMsPerSecond) / 1000);
+    refilledMs = t0;
     const due = dueWorkers(t0);
     let taken = 0;
     for (const x of due) {
-      if (taken >= STACK_PASS.maxSamplesPerPass || now() - t0 >= STACK_PASS.passBudgetMs) {
+      if (taken >= STACK_PASS.maxSamplesPerPass || now() - t0 >= STACK_PASS.passBudgetMs || tokens <= 0) {
         st.deferred += due.length - taken;
         break;
       }
       const h = process.hrtime.bigint();
       const s = d.sampler.sample(x.pid);
-      st.sampleUs += Number(process.hrtime.bigint() - h) / 1000;
+      const us = Number(process.hrtime.bigint() - h) / 1000;
+      st.sampleUs += us;
+      tokens -= us / 1000;
       x.ring.push(s);
       taken++;
       const t = now();
-      x.nextMs = t + (x.burstUntilMs > t ? o.stackBurstIntervalMs : o.stackIntervalMs);
+      x.nextMs = t + (UNREADABLE.test(s.error) ? STACK_PASS.unreadableRetryMs : x.burstUntilMs > t ? o.stackBurstIntervalMs : o.stackIntervalMs);
     }
     st.samples += taken;
     st.passes++;
