@@ -22,6 +22,7 @@ import { makeBundleId } from '../store';
 import type { HostTimeline } from '../timeline';
 import { buildBundle, TimelineSource } from './bundle';
 import { decideVerdict } from './verdict';
+import { addNamespacedPids } from '../container/pids';
 
 export interface JudgeDeps {
   options: AgentOptions;
@@ -132,6 +133,7 @@ export function createJudge(d: JudgeDeps): Judge {
     w.alive = false;
     w.diedMs = deathMs;
     const verdict = verdictOf(w, s, deathMs);
+    addNamespacedPids(verdict, w.identity, s ? d.registry.workers.get(s.masterKey)?.identity : undefined); // the pids its own logs print
     w.verdict = verdict;
     d.markers.raise(w, marker(deathMs, verdict.kind === 'oom-killed' ? 'oom-kill' : 'exit', subjectOf(w), verdict.failure ? 'critical' : 'info',
       verdict.summary, { exitCode: verdict.exitCode, signal: verdict.signal }, { verdict: verdict.kind }), true);
