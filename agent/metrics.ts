@@ -15,9 +15,13 @@
  *
  * Series identity and cardinality (bounded, by design):
  *   A service is told apart by serviceLabels(): its name, systemd unit and
- *   cgroup, so two deployments running `gunicorn app:app` stay apart. At most
- *   `maxServices` (default 64) distinct label sets over the agent's life;
- *   later ones are summed under service="_other" (without worker series).
+ *   cgroup, its container (container, container_id, pod, pod_uid, namespace:
+ *   '' on the host) and its network namespace (netns: the inode, '' when it is
+ *   the agent's), so two deployments running `gunicorn app:app`, or two pods
+ *   both on :8000, stay apart. Every one of these is fixed for a service's
+ *   life, so they add no series of their own: at most `maxServices` (default
+ *   64) distinct label sets over the agent's life; later ones are summed under
+ *   service="_other" (without worker series).
  *   A worker series is keyed by (service, role, slot): a recycled worker
  *   continues its slot's series (its counters restart, as after any process
  *   restart; premortem_worker_generation and _start_time_seconds say so).
@@ -75,11 +79,20 @@ export interface Metrics {
 }
 
 /**
- * The labels that tell one service from another. Container and pod identity
- * (container, pod, namespace) belong here once discovery knows them.
+ * The labels that tell one service from another: name, unit and cgroup, the
+ * container and Kubernetes pod it runs in (from its cgroup path and the host's
+ * local files: agent/container/), and its network namespace when that is not
+ * the agent's (two `ip netns` or pod services on the same port). All fixed for
+ * the service's life: no label here changes while it runs.
  */
-export function serviceLabels(s: Pick<Service, 'name' | 'unit' | 'cgroup'> | undefined): Record<string, string> {
-  return { service: s?.name || 'unknown', unit: s?.unit ?? '', cgroup: s?.cgroup ?? '' };
+export function serviceLabels(s: Pick<Service, 'name' | 'unit' | 'cgroup' | 'container' | 'netNs' | 'ownNetNs'> | undefined): Record<string, string> {
+  const c = s?.container;
+  return {
+    service: s?.name || 'unknown', unit: s?.unit ?? '', cgroup: s?.cgroup ?? '',
+    container: c ? c.containerName || c.name || c.id.slice(0, 12) : '', container_id: c?.id ?? '',
+    pod: c?.podName ?? '', pod_uid: c?.podUid ?? '', namespace: c?.podNamespace ?? '',
+    netns: s?.ownNetNs && s.netNs ? String(s.netNs) : '',
+  };
 }
 
 let defaults: Registry | undefined;

@@ -1,5 +1,7 @@
 /** Text renderings of post-mortems for the terminal (`list`, `show`). */
-import type { Bundle, IncidentSummary } from '../proto';
+import type { Bundle, IncidentSummary, Service } from '../proto';
+import { containerLabel } from '../container/label';
+import { pidText } from '../container/pids';
 import { formatBytes } from '../deaths/verdict';
 
 function sparkline(values: number[]): string {
@@ -13,13 +15,21 @@ export function formatIncidentLine(i: IncidentSummary): string {
   return `${i.id}  ${new Date(i.tMs).toISOString().replace('T', ' ').slice(0, 23)}  ${i.verdictKind.padEnd(16)} pid ${String(i.pid).padEnd(7)} ${i.service}`;
 }
 
+/** Where a service runs, for people: its container or pod, unit, and its own network namespace. */
+export function whereOf(s: Service | undefined): string {
+  if (!s) return '';
+  return [containerLabel(s.container), s.container ? '' : s.unit, s.ownNetNs && s.netNs ? `network namespace ${s.netNs}` : '']
+    .filter(Boolean).join(' · ');
+}
+
 export function formatBundle(b: Bundle): string {
   const v = b.verdict!;
   const dead = b.timelines[0]?.buckets ?? [];
   const last = dead.slice(-60);
   const out = [
     `post-mortem ${b.id}`,
-    `worker    pid ${b.worker?.pid} (${b.worker?.comm}) generation ${b.worker?.generation}, ${b.service?.name ?? ''}`,
+    `worker    ${b.worker ? pidText(b.worker) : 'pid ?'} (${b.worker?.comm}) generation ${b.worker?.generation}, ${b.service?.name ?? ''}`,
+    ...(whereOf(b.service) ? [`where     ${whereOf(b.service)}`] : []),
     `died      ${new Date(v.tMs).toISOString()}`,
     `verdict   ${v.kind}${v.failure ? '' : ' (planned)'}`,
     `summary   ${v.summary}`,

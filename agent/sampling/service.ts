@@ -11,6 +11,7 @@ import type { Clock } from '../core/clock';
 import type { ErrorCounter } from '../core/errors';
 import type { LossLedger } from '../core/loss';
 import { readCpuThrottling, throttlingDelta } from '../cgroup/cpu';
+import { pressureOf } from '../cgroup/pressure';
 import { createNetnsCache } from '../container/netns-cache';
 import { ownNetns, TcpWatcher, UNTRACED_STATES } from '../probes/tcp';
 import type { Registry } from '../registry/registry';
@@ -103,8 +104,22 @@ export function createServiceSampler(options: AgentOptions, clock: Clock, regist
     return { cpuThrottledUs, nrThrottled };
   };
 
+  /** PSI of the service's own cgroup v2 (read through one of its live processes), kept on the service: bundles freeze it. */
+  const pressure = (s: ServiceState) => {
+    try {
+      for (const pid of registry.livePids(s.service.id)) {
+        const p = pressureOf(pid);
+        if (p) return (s.service.pressure = p);
+      }
+    } catch (e) {
+      errors.count('cgroup-pressure', e);
+    }
+    return undefined;
+  };
+
   return {
     sample(s, tMs) {
+      pressure(s);
       const t: TcpTally = { states: {}, depth: 0, max: 0, retransmits: 0, rstSent: 0, rstRecv: 0, drops: 0 };
       if (s.service.ports.length) {
         watchedPorts = new Set([...registry.services.values()].flatMap((x) => x.service.ports));
