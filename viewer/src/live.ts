@@ -661,7 +661,7 @@ export class LiveApp {
         stat('established', String(last?.socketStates.ESTABLISHED ?? 0)),
         stat('CLOSE_WAIT', String(cw), cw >= 10 ? 'bad' : cw ? 'warn' : ''),
         stat('backlog', last ? `${last.backlogDepth}/${last.backlogMax || '?'}` : '–', last && last.backlogMax && last.backlogDepth >= 0.8 * last.backlogMax ? 'bad' : ''),
-        svc.pressure ? stat('cgroup PSI cpu · mem · io', `${svc.pressure.cpuSomeAvg10.toFixed(0)} · ${svc.pressure.memorySomeAvg10.toFixed(0)} · ${svc.pressure.ioSomeAvg10.toFixed(0)} %`,
+        svc.pressure ? stat(`cgroup PSI cpu·mem·io at ${fmtClock(svc.pressure.tMs)}`, `${svc.pressure.cpuSomeAvg10.toFixed(0)} · ${svc.pressure.memorySomeAvg10.toFixed(0)} · ${svc.pressure.ioSomeAvg10.toFixed(0)} %`,
           Math.max(svc.pressure.cpuSomeAvg10, svc.pressure.memorySomeAvg10, svc.pressure.ioSomeAvg10) >= 20 ? 'warn' : '') : null));
   }
 
