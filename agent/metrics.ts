@@ -18,10 +18,11 @@
  *   cgroup, its container (container, container_id, pod, pod_uid, namespace:
  *   '' on the host) and its network namespace (netns: the inode, '' when it is
  *   the agent's), so two deployments running `gunicorn app:app`, or two pods
- *   both on :8000, stay apart. Every one of these is fixed for a service's
- *   life, so they add no series of their own: at most `maxServices` (default
- *   64) distinct label sets over the agent's life; later ones are summed under
- *   service="_other" (without worker series).
+ *   both on :8000, stay apart. They belong to the service (at most one change:
+ *   a container's name found after the service was), so they add no series
+ *   of their own: at most `maxServices` (default 64) distinct label sets over
+ *   the agent's life; later ones are summed under service="_other" (without
+ *   worker series).
  *   A worker series is keyed by (service, role, slot): a recycled worker
  *   continues its slot's series (its counters restart, as after any process
  *   restart; premortem_worker_generation and _start_time_seconds say so).
@@ -42,8 +43,10 @@ import {
 } from './metrics-defs';
 import type { Death, Delta, IncidentSummary, Identity, Marker, Service, ServiceBucket } from './proto';
 import type { BundleStore } from './store';
+import { serviceLabels } from './metrics-labels';
 
 export type { FamilyDef, FamilyType, HistValue, MetricFamily, Sample } from './metrics-defs';
+export { serviceLabels } from './metrics-labels';
 
 export const DEFAULT_MAX_WORKER_SERIES = 256;
 export const DEFAULT_MAX_SERVICES = 64;
@@ -76,23 +79,6 @@ export interface Metrics {
   definitions(): FamilyDef[];
   /** Stops listening to the agent. */
   close(): void;
-}
-
-/**
- * The labels that tell one service from another: name, unit and cgroup, the
- * container and Kubernetes pod it runs in (from its cgroup path and the host's
- * local files: agent/container/), and its network namespace when that is not
- * the agent's (two `ip netns` or pod services on the same port). All fixed for
- * the service's life: no label here changes while it runs.
- */
-export function serviceLabels(s: Pick<Service, 'name' | 'unit' | 'cgroup' | 'container' | 'netNs' | 'ownNetNs'> | undefined): Record<string, string> {
-  const c = s?.container;
-  return {
-    service: s?.name || 'unknown', unit: s?.unit ?? '', cgroup: s?.cgroup ?? '',
-    container: c ? c.containerName || c.name || c.id.slice(0, 12) : '', container_id: c?.id ?? '',
-    pod: c?.podName ?? '', pod_uid: c?.podUid ?? '', namespace: c?.podNamespace ?? '',
-    netns: s?.ownNetNs && s.netNs ? String(s.netNs) : '',
-  };
 }
 
 let defaults: Registry | undefined;

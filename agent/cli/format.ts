@@ -10,9 +10,9 @@ function sparkline(values: number[]): string {
   return values.map((v) => ticks[Math.min(7, Math.floor((v / max) * 7.999))]).join('');
 }
 
-/** One `list` line: id, UTC time, verdict, pid, service. */
-export function formatIncidentLine(i: IncidentSummary): string {
-  return `${i.id}  ${new Date(i.tMs).toISOString().replace('T', ' ').slice(0, 23)}  ${i.verdictKind.padEnd(16)} pid ${String(i.pid).padEnd(7)} ${i.service}`;
+/** One `list` line: id, UTC time, verdict, pid, service, and where it ran when not on the host ("[pod prod/shop web]"). */
+export function formatIncidentLine(i: IncidentSummary, where = ''): string {
+  return `${i.id}  ${new Date(i.tMs).toISOString().replace('T', ' ').slice(0, 23)}  ${i.verdictKind.padEnd(16)} pid ${String(i.pid).padEnd(7)} ${i.service}${where ? `  [${where}]` : ''}`;
 }
 
 /** Where a service runs, for people: its container or pod, unit, and its own network namespace. */

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import { DEFAULTS } from '../../config';
 import { bundleToJson, createBundleStore, isValidBundleId, type BundleStore } from '../../store';
 import { get, UsageError, type ParsedCommand } from '../args';
-import { formatBundle, formatIncidentLine } from '../format';
+import { formatBundle, formatIncidentLine, whereOf } from '../format';
 import { writeOut } from '../output';
 import { EXIT } from '../spec';
 
@@ -14,6 +14,15 @@ async function openReadOnly(p: ParsedCommand): Promise<BundleStore> {
   const store = createBundleStore({ dir: get.str(p, 'data-dir') ?? DEFAULTS.dataDir, readOnly: true });
   await store.ready();
   return store;
+}
+
+/** Where the incident's service ran (container, pod, network namespace), from its bundle; '' when unreadable. */
+async function whereOfIncident(store: BundleStore, id: string): Promise<string> {
+  try {
+    return whereOf((await store.read(id)).service);
+  } catch {
+    return ''; // removed or damaged since it was listed: the line still says what the index knows
+  }
 }
 
 function bundleId(p: ParsedCommand): string {
@@ -28,7 +37,7 @@ export async function list(p: ParsedCommand): Promise<number> {
     const incidents = await store.list();
     if (get.flag(p, 'json')) await writeOut(JSON.stringify(incidents, null, 2) + '\n');
     else if (!incidents.length) await writeOut(`no post-mortems yet in ${store.dir}\n`);
-    else for (const i of incidents) await writeOut(formatIncidentLine(i) + '\n');
+    else for (const i of incidents) await writeOut(formatIncidentLine(i, await whereOfIncident(store, i.id)) + '\n');
   } finally {
     await store.close();
   }

@@ -1,0 +1,20 @@
+/** The labels of a service's series in /metrics and OTLP (agent/metrics.ts says how they bound cardinality). */
+import type { Service } from './proto';
+
+/**
+ * The labels that tell one service from another: name, unit and cgroup, the
+ * container and Kubernetes pod it runs in (from its cgroup path and the host's
+ * local files: agent/container/), and its network namespace when that is not
+ * the agent's (two `ip netns` or pod services on the same port). They belong
+ * to the service: none changes while it runs, but for a container's name
+ * found after the service was.
+ */
+export function serviceLabels(s: Pick<Service, 'name' | 'unit' | 'cgroup' | 'container' | 'netNs' | 'ownNetNs'> | undefined): Record<string, string> {
+  const c = s?.container;
+  return {
+    service: s?.name || 'unknown', unit: s?.unit ?? '', cgroup: s?.cgroup ?? '',
+    container: c ? c.containerName || c.name || c.id.slice(0, 12) : '', container_id: c?.id ?? '',
+    pod: c?.podName ?? '', pod_uid: c?.podUid ?? '', namespace: c?.podNamespace ?? '',
+    netns: s?.ownNetNs && s.netNs ? String(s.netNs) : '',
+  };
+}
