@@ -10,11 +10,15 @@ import type { Service } from './proto';
  * found after the service was.
  */
 export function serviceLabels(s: Pick<Service, 'name' | 'unit' | 'cgroup' | 'container' | 'netNs' | 'ownNetNs'> | undefined): Record<string, string> {
+  const labels: Record<string, string> = { service: s?.name || 'unknown', unit: s?.unit ?? '', cgroup: s?.cgroup ?? '' };
+  // Only what is known: a service on the host keeps exactly the labels it had before containers were told apart.
   const c = s?.container;
-  return {
-    service: s?.name || 'unknown', unit: s?.unit ?? '', cgroup: s?.cgroup ?? '',
-    container: c ? c.containerName || c.name || c.id.slice(0, 12) : '', container_id: c?.id ?? '',
-    pod: c?.podName ?? '', pod_uid: c?.podUid ?? '', namespace: c?.podNamespace ?? '',
-    netns: s?.ownNetNs && s.netNs ? String(s.netNs) : '',
-  };
+  const put = (k: string, v: string | undefined) => { if (v) labels[k] = v; };
+  put('container', c ? c.containerName || c.name || c.id.slice(0, 12) : '');
+  put('container_id', c?.id);
+  put('pod', c?.podName);
+  put('pod_uid', c?.podUid);
+  put('namespace', c?.podNamespace);
+  put('netns', s?.ownNetNs && s.netNs ? String(s.netNs) : '');
+  return labels;
 }

@@ -16,6 +16,7 @@ import { toAttributes } from '../agent/otlp-metrics';
 import { containerAttributes } from '../agent/otlp';
 import { whereOf } from '../agent/cli/format';
 import { parseNsPids } from '../agent/procfs';
+import { pidLabel, pidTitle, whereText } from '../viewer/src/where';
 import type { ContainerInfo, Identity, Service, Verdict } from '../agent/proto';
 
 const ID = '3f2a9c1b7e01d4c5b6a79881726354abcdef0123456789abcdef0123456789ab';
@@ -162,12 +163,12 @@ const svc = (over: Partial<Service>): Service => ({
 });
 
 describe('where identity shows', () => {
-  test('/metrics labels: container, pod and network namespace tell two pods on :8000 apart; host services keep empty labels', () => {
+  test('/metrics labels: container, pod and network namespace tell two pods on :8000 apart; host services keep the labels they had', () => {
     const a = serviceLabels(svc({ container: pod, netNs: 4026532301, ownNetNs: true }));
     const b = serviceLabels(svc({ container: { ...pod, id: ID2, podName: 'shop-8e0a', podUid: UID.replace(/0$/, '1') }, netNs: 4026532302, ownNetNs: true }));
     expect(a).toEqual({ service: 'gunicorn app:app :8000', unit: '', cgroup: '/x', container: 'web', container_id: ID, pod: 'shop-7d9f', pod_uid: UID, namespace: 'prod', netns: '4026532301' });
     expect(JSON.stringify(a)).not.toBe(JSON.stringify(b));
-    expect(serviceLabels(svc({ netNs: 4026531840, ownNetNs: false }))).toMatchObject({ container: '', container_id: '', pod: '', namespace: '', netns: '' });
+    expect(serviceLabels(svc({ netNs: 4026531840, ownNetNs: false }))).toEqual({ service: 'gunicorn app:app :8000', unit: '', cgroup: '/x' });
     expect(serviceLabels(svc({ container: { ...pod, podUid: '', podName: '', podNamespace: '', containerName: '', runtime: 'podman', name: '' } })).container).toBe(ID.slice(0, 12));
   });
 
@@ -192,6 +193,12 @@ describe('where identity shows', () => {
     expect(containerLabel({ ...pod, podUid: '', podName: '', podNamespace: '', containerName: '', runtime: 'docker', name: '' })).toBe(`docker ${ID.slice(0, 12)}`);
     expect(whereOf(svc({ container: pod, netNs: 4026532301, ownNetNs: true }))).toBe('pod prod/shop-7d9f web · network namespace 4026532301');
     expect(whereOf(svc({ unit: 'app.service' }))).toBe('app.service');
+    // The viewer's banner and lists.
+    expect(whereText(svc({ container: pod, netNs: 4026532301, ownNetNs: true }))).toBe('pod prod/shop-7d9f web · network namespace 4026532301');
+    expect(whereText(svc({ netNs: 4026531840, ownNetNs: false }))).toBe('');
+    expect(pidLabel({ pid: 25200, nsPid: 7 } as Identity)).toBe('25200 (7)');
+    expect(pidTitle({ pid: 25200, nsPid: 7 } as Identity)).toMatch(/pid 7 inside its PID namespace/);
+    expect(pidLabel({ pid: 25200, nsPid: 25200 } as Identity)).toBe('25200');
   });
 });
 

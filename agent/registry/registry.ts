@@ -118,7 +118,7 @@ export class Registry {
       masterKey: workerKey(d.master.pid, d.master.startTicks),
       slots: [],
       deathTimes: [],
-      lineage: `${d.kind}|${d.unit || d.cgroup}|${d.master.cmdline.join(' ')}`,
+      lineage: lineageOf(d),
       tcpId: this.nextTcpId++,
       lastSeenMs: Date.now(),
       cpuCgroups: new Map(),
@@ -314,4 +314,15 @@ export class Registry {
     while (times.length && (times[0] < deathMs - keepMs || times.length > MAX_DEATH_TIMES)) times.shift();
     return times;
   }
+}
+
+/**
+ * What stays the same when a supervisor restarts a service: its unit or cgroup on the host; in a
+ * pod, the pod and the container's name (Kubernetes restarts a container with a new id and cgroup
+ * in the same pod); in an `ip netns` of its own, that namespace too. Plus its kind and command.
+ */
+function lineageOf(d: DiscoveredService): string {
+  const c = d.container;
+  const where = c?.podUid ? `pod:${c.podUid}/${c.containerName}` : c?.id ? `container:${c.id}` : d.unit || d.cgroup;
+  return `${d.kind}|${where}|${c ? '' : d.netns}|${d.master.cmdline.join(' ')}`;
 }
