@@ -13,7 +13,7 @@ import { cpuCgroupOf, readCpuThrottling } from '../cgroup/cpu';
 import type { Logger } from '../log';
 import type { Role, ServiceKind } from '../proto';
 import { workerKey } from '../proto';
-import { nsInode, readCgroups, readCmdline, readNsPid, readStat } from '../procfs';
+import { nsInode, readCmdline, readNsPid, readStat } from '../procfs';
 import { MarkerRing, ServiceTimeline, WorkerTimeline } from '../timeline';
 import { DiscoveredProcess, DiscoveredService, serviceName } from './discovery';
 import type { KernelFilter } from './kernel-filter';
@@ -76,7 +76,7 @@ export class Registry {
     const proc: DiscoveredProcess = { pid, startTicks: st.startTicks, ppid: st.ppid, comm: st.comm, cmdline: cmd, exe: '' };
     this.adoptService({
       id: `python-${pid}-${st.startTicks}`, name: serviceName('python', cmd, []), kind: 'python', master: proc, workers: [],
-      ports: [], cgroup: readCgroups(pid)[''] ?? '', memoryCgroup: '', unit: '', netns: nsInode(pid, 'net') ?? 0, pidns: nsInode(pid, 'pid') ?? 0,
+      ports: [], cgroup: '', memoryCgroup: '', unit: '', netns: nsInode(pid, 'net') ?? 0, pidns: nsInode(pid, 'pid') ?? 0,
     });
     return true;
   }

@@ -39,6 +39,7 @@ export function createServiceSampler(options: AgentOptions, clock: Clock, regist
   loss: LossLedger, errors: ErrorCounter): ServiceSampler {
   /** Local ports of every service: the socket tables keep only sockets on these (a superset per namespace). */
   let watchedPorts = new Set<number>();
+  let watchedPortsAt = -1;
   const tables = createNetnsCache((pid) => readTcpSockets(procNetTcpFiles(pid), watchedPorts));
 
   /**
@@ -122,7 +123,10 @@ export function createServiceSampler(options: AgentOptions, clock: Clock, regist
       pressure(s);
       const t: TcpTally = { states: {}, depth: 0, max: 0, retransmits: 0, rstSent: 0, rstRecv: 0, drops: 0 };
       if (s.service.ports.length) {
-        watchedPorts = new Set([...registry.services.values()].flatMap((x) => x.service.ports));
+        if (watchedPortsAt !== tMs) {
+          watchedPorts = new Set([...registry.services.values()].flatMap((x) => x.service.ports));
+          watchedPortsAt = tMs; // once per tick, not once per service
+        }
         fromProc(s, t);
         for (const port of s.service.ports) {
           if (!tcp?.get(port, s.service.netNs || undefined)) continue;

@@ -5,7 +5,7 @@
  * its own PID namespace beside the host's (the one its own logs print).
  */
 import { containerLabel } from '../../agent/container/label';
-import type { Identity, Service } from './codec';
+import type { Identity, Service } from '../../agent/proto';
 
 /** "podman pm-web (3f2a9c1b7e01) · network namespace 4026532301"; '' on the host. */
 export function whereText(s: Service | undefined): string {
