@@ -16,7 +16,7 @@ import { toAttributes } from '../agent/otlp-metrics';
 import { containerAttributes } from '../agent/otlp';
 import { whereOf } from '../agent/cli/format';
 import { parseNsPids } from '../agent/procfs';
-import { pidLabel, pidTitle, whereText } from '../viewer/src/where';
+import { pidLabel, pidTitle, whereText } from '../agent/container/label';
 import type { ContainerInfo, Identity, Service, Verdict } from '../agent/proto';
 
 const ID = '3f2a9c1b7e01d4c5b6a79881726354abcdef0123456789abcdef0123456789ab';

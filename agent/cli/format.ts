@@ -1,6 +1,6 @@
 /** Text renderings of post-mortems for the terminal (`list`, `show`). */
 import type { Bundle, IncidentSummary, Service } from '../proto';
-import { containerLabel } from '../container/label';
+import { whereText } from '../container/label';
 import { pidText } from '../container/pids';
 import { formatBytes } from '../deaths/verdict';
 
@@ -18,8 +18,7 @@ export function formatIncidentLine(i: IncidentSummary, where = ''): string {
 /** Where a service runs, for people: its container or pod, unit, and its own network namespace. */
 export function whereOf(s: Service | undefined): string {
   if (!s) return '';
-  return [containerLabel(s.container), s.container ? '' : s.unit, s.ownNetNs && s.netNs ? `network namespace ${s.netNs}` : '']
-    .filter(Boolean).join(' · ');
+  return s.container ? whereText(s) : [s.unit, whereText(s)].filter(Boolean).join(' · ');
 }
 
 export function formatBundle(b: Bundle): string {

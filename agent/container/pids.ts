@@ -5,15 +5,11 @@
  * master's, so the post-mortem can be matched with the service's own logs.
  */
 import type { Identity, Verdict } from '../proto';
-
-/** Its pid inside its own PID namespace, when that differs from the host's (else undefined). */
-export function namespacedPid(id: Identity | undefined): number | undefined {
-  return id?.nsPid && id.nsPid !== id.pid ? id.nsPid : undefined;
-}
+import { nsPidOf } from './label';
 
 /** "pid 25200 (7 in its PID namespace)", or "pid 25200" on the host's namespace. */
 export function pidText(id: Identity): string {
-  const ns = namespacedPid(id);
+  const ns = nsPidOf(id);
   return ns === undefined ? `pid ${id.pid}` : `pid ${id.pid} (${ns} in its PID namespace)`;
 }
 
@@ -22,9 +18,9 @@ export function pidText(id: Identity): string {
  * evidence; a verdict about a process on the host's namespace is left as it is.
  */
 export function addNamespacedPids(v: Verdict, worker: Identity, master?: Identity): void {
-  const w = namespacedPid(worker);
+  const w = nsPidOf(worker);
   if (w === undefined) return;
-  const m = master && master !== worker ? namespacedPid(master) : undefined;
+  const m = master && master !== worker ? nsPidOf(master) : undefined;
   const hostPids = m === undefined ? `host pid ${worker.pid}` : `host pids ${worker.pid} and ${master!.pid}`;
   v.summary += ` Inside its PID namespace the ${worker.role === 'worker' ? 'worker' : 'process'} is pid ${w}${m === undefined ? '' : ` and its master pid ${m}`} (${hostPids}).`;
   v.evidence.push({ what: 'pid in its namespace', value: `${w}${m === undefined ? '' : `; master ${m}`}`, tMs: v.tMs, number: w, unit: '' });

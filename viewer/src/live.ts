@@ -15,7 +15,7 @@ import { fmtAgo, fmtBytes, fmtClock, fmtDuration, fmtNum, fmtUs, verdictLabel } 
 import { renderPostmortem, type PostmortemHandle } from './postmortem';
 import { decodeBundleBytes } from './codec';
 import { BACKLOG_CHART, deviceChart, HOST_CHART, socketChart, WORKERS_CHART, WORKER_CHARTS } from './specs';
-import { pidLabel, pidTitle, whereText } from './where';
+import { pidLabel, pidTitle, whereText } from '../../agent/container/label';
 
 /** Points kept per series when Hello does not say (window / interval). */
 const DEFAULT_MAX_POINTS = 600;

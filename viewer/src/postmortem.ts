@@ -10,7 +10,7 @@ import { alignRows, PROCESS_COLORS, TimeChart, markerColor, type ChartSpec, type
 import { h } from './dom';
 import { fmtBytes, fmtClock, fmtDateTime, fmtDuration, verdictLabel } from './format';
 import { BACKLOG_CHART, deviceChart, HOST_CHART, socketChart, WORKERS_CHART, WORKER_CHARTS } from './specs';
-import { nsPidOf, pidLabel, whereText } from './where';
+import { nsPidOf, pidLabel, whereText } from '../../agent/container/label';
 
 export interface PostmortemOptions {
   /** Where the bundle came from, shown in the header. */
