@@ -195,7 +195,9 @@ export class Registry {
       identity: {
         pid: p.pid, startTicks: p.startTicks, comm: comm ?? p.comm, cmdline: cmd.join(' ').slice(0, MAX_CMDLINE), serviceId: s.service.id,
         generation: slot >= 0 ? s.slots[slot].generation : 0, slot: Math.max(slot, 0), role, ppid: p.ppid, startedMs: this.clock.bootMs + p.startTicks * (NS_PER_TICK / 1e6),
-        nsPid: readNsPid(p.pid) ?? 0,
+        // Read only for a service in a PID namespace of its own (a fork stays in its parent's):
+        // no extra /proc read per fork for services on the host's.
+        nsPid: s.service.ownPidNs ? readNsPid(p.pid) ?? 0 : p.pid,
       },
       alive: true,
       diedMs: 0,
