@@ -26,13 +26,13 @@ import { log as defaultLog, Logger } from './log';
 import { loadAddon, Tracer } from './native';
 import { allHandlers } from './probes';
 import { TcpWatcher } from './probes/tcp';
+import { unwatchServicePorts, watchServicePorts } from './probes/tcp/services';
 import type { Feature, Snapshot } from '../proto/codec';
 import { createPythonGc, PythonGc } from './python/gc';
 import { createInterpreterCache } from './python/interpreter';
 import { createStackSampler } from './python/stacks';
 import { createKernelFilter } from './registry/kernel-filter';
 import { Registry } from './registry/registry';
-import type { ServiceState } from './registry/state';
 import { createWatch, Watch } from './registry/watch';
 import { createHostSampler } from './sampling/host';
 import { createServiceSampler } from './sampling/service';
@@ -135,8 +135,8 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
     const kernel = createKernelFilter(tracer, loaded, this.errors, () => this.stopped);
     const registry = new Registry(o, clock, kernel, this.log, {
       registered: (w, forked) => { if (!forked) this.attachGc(pythonGc, loaded, w.identity.pid); }, // a fork runs its parent's interpreter
-      ports: (s) => this.watchPorts(tcp, s),
-      forgotten: (s) => { if (tcp) for (const port of s.service.ports) tcp.unwatch(port); },
+      ports: (s) => { if (tcp) watchServicePorts(tcp, s, this.errors); },
+      forgotten: (s) => { if (tcp) unwatchServicePorts(tcp, s); },
       topology: () => this.emit('topology'),
     });
     const workerSampler = createWorkerSampler(tracer, loaded, o, clock, this.loss, this.markers);
@@ -192,18 +192,6 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
       gc.attachFor(pid);
     } catch (e) {
       this.errors.count('gc-target', e);
-    }
-  }
-
-  private watchPorts(tcp: TcpWatcher | undefined, s: ServiceState): void {
-    if (!tcp) return;
-    for (const port of s.service.ports) {
-      if (tcp.get(port)) continue;
-      try {
-        tcp.watch({ port, serviceId: s.tcpId });
-      } catch (e) {
-        this.errors.count('tcp-watch', e);
-      }
     }
   }
 

@@ -8,8 +8,10 @@
  * default collectors) are not repeated here.
  *
  * Labels:
- *   service, unit, cgroup   which service (serviceLabels(): its name, systemd unit, cgroup path;
- *                           container and pod labels join them there)
+ *   service, unit, cgroup   which service (serviceLabels(): its name, systemd unit, cgroup path)
+ *   container, container_id where it runs: the container's name (its pod spec name in Kubernetes) and id;
+ *   pod, pod_uid, namespace  the Kubernetes pod; netns: its network namespace inode when not the agent's.
+ *                           present only when known (a host service has none); fixed per service (no extra series)
  *   role                    worker | master | standalone
  *   slot                    a worker's place in its pool (0, 1, ...): stable across recycling
  *   pid                     only with --metrics-pid-label (one series per process: churns)

@@ -15,9 +15,14 @@
  *
  * Series identity and cardinality (bounded, by design):
  *   A service is told apart by serviceLabels(): its name, systemd unit and
- *   cgroup, so two deployments running `gunicorn app:app` stay apart. At most
- *   `maxServices` (default 64) distinct label sets over the agent's life;
- *   later ones are summed under service="_other" (without worker series).
+ *   cgroup, its container (container, container_id, pod, pod_uid, namespace:
+ *   '' on the host) and its network namespace (netns: the inode, '' when it is
+ *   the agent's), so two deployments running `gunicorn app:app`, or two pods
+ *   both on :8000, stay apart. They belong to the service (at most one change:
+ *   a container's name found after the service was), so they add no series
+ *   of their own: at most `maxServices` (default 64) distinct label sets over
+ *   the agent's life; later ones are summed under service="_other" (without
+ *   worker series).
  *   A worker series is keyed by (service, role, slot): a recycled worker
  *   continues its slot's series (its counters restart, as after any process
  *   restart; premortem_worker_generation and _start_time_seconds say so).
@@ -38,8 +43,10 @@ import {
 } from './metrics-defs';
 import type { Death, Delta, IncidentSummary, Identity, Marker, Service, ServiceBucket } from '../proto/codec';
 import type { BundleStore } from './store';
+import { serviceLabels } from './metrics-labels';
 
 export type { FamilyDef, FamilyType, HistValue, MetricFamily, Sample } from './metrics-defs';
+export { serviceLabels } from './metrics-labels';
 
 export const DEFAULT_MAX_WORKER_SERIES = 256;
 export const DEFAULT_MAX_SERVICES = 64;
@@ -74,14 +81,6 @@ export interface Metrics {
   definitions(): FamilyDef[];
   /** Stops listening to the agent. */
   close(): void;
-}
-
-/**
- * The labels that tell one service from another. Container and pod identity
- * (container, pod, namespace) belong here once discovery knows them.
- */
-export function serviceLabels(s: Pick<Service, 'name' | 'unit' | 'cgroup'> | undefined): Record<string, string> {
-  return { service: s?.name || 'unknown', unit: s?.unit ?? '', cgroup: s?.cgroup ?? '' };
 }
 
 let defaults: Registry | undefined;

@@ -18,6 +18,10 @@ const ATTRIBUTE_OF: Record<string, string> = {
   service: 'service.name',
   pid: 'process.pid',
   cgroup: 'process.linux.cgroup',
+  container_id: 'container.id',
+  pod: 'k8s.pod.name',
+  pod_uid: 'k8s.pod.uid',
+  namespace: 'k8s.namespace.name',
 };
 /** Attributes whose values are numbers or booleans in OTLP. */
 const NUMERIC = new Set(['pid', 'slot']);
@@ -28,7 +32,8 @@ export function toAttributes(labels: Record<string, string>): Attributes {
   const out: Attributes = {};
   for (const [k, v] of Object.entries(labels)) {
     if (v === '') continue; // an empty Prometheus label is an absent one
-    const name = ATTRIBUTE_OF[k] ?? `premortem.${k}`;
+    // A pod's container is named by its spec (k8s.container.name); elsewhere by its runtime (container.name).
+    const name = k === 'container' ? (labels.pod_uid ? 'k8s.container.name' : 'container.name') : ATTRIBUTE_OF[k] ?? `premortem.${k}`;
     out[name] = NUMERIC.has(k) ? Number(v) : k === 'failure' ? v === 'true' : v;
   }
   return out;

@@ -10,14 +10,18 @@
  *     (the runqueue latency: bounds in seconds, count, sum), not flattened
  *     `_bucket` counters. Labels become attributes under their
  *     semantic-convention names where one exists (service -> service.name of
- *     the traced service, pid -> process.pid, cgroup -> process.linux.cgroup),
- *     `premortem.<label>` otherwise (premortem.slot, premortem.verdict...).
+ *     the traced service, pid -> process.pid, cgroup -> process.linux.cgroup,
+ *     container_id -> container.id, pod -> k8s.pod.name, pod_uid -> k8s.pod.uid,
+ *     namespace -> k8s.namespace.name, container -> k8s.container.name in a pod
+ *     and container.name elsewhere), `premortem.<label>` otherwise
+ *     (premortem.slot, premortem.verdict, premortem.netns...).
  *   - logs: each post-mortem written becomes one log record (URL/v1/logs):
  *     body = the verdict's summary, severity ERROR for failures and INFO for
  *     planned exits, attributes service.name (the traced service),
  *     process.pid, process.exit.code (exits), premortem.verdict,
  *     premortem.summary, premortem.bundle_id, premortem.failure,
- *     premortem.signal, premortem.sender_pid, premortem.evidence.
+ *     premortem.signal, premortem.sender_pid, premortem.evidence, and where it
+ *     ran (containerAttributes: container.*, k8s.*, premortem.ns_pid).
  * Resource: the SDK's default resource (telemetry.sdk.*), then ours
  * (service.name=premortem, service.version, host.name, k8s.* from
  * K8S_NODE_NAME / K8S_POD_NAME / K8S_NAMESPACE_NAME / K8S_POD_UID when set),
@@ -43,7 +47,7 @@ import type { Agent } from './agent';
 import { AGENT_VERSION } from './agent';
 import type { Metrics } from './metrics';
 import { createMetricProducer } from './otlp-metrics';
-import type { Bundle, IncidentSummary } from '../proto/codec';
+import type { Bundle, Identity, IncidentSummary, Service } from '../proto/codec';
 import { log as defaultLog, type Logger } from './log';
 
 /** Default metric export interval. */
@@ -99,6 +103,26 @@ export function otlpResource(env: NodeJS.ProcessEnv = process.env): Resource {
   const ours: Attributes = { 'service.name': 'premortem', 'service.version': AGENT_VERSION, 'host.name': os.hostname() };
   for (const [name, attr] of K8S_ENV) if (env[name]) ours[attr] = env[name];
   return defaultResource().merge(resourceFromAttributes(ours)).merge(detectResources({ detectors: [envDetector] }));
+}
+
+/**
+ * Where the dead worker ran, under the semantic conventions' names: container.id,
+ * container.name, container.runtime, k8s.pod.uid/name, k8s.namespace.name, k8s.container.name;
+ * and its pid inside its PID namespace (premortem.ns_pid), what its own logs print.
+ */
+export function containerAttributes(service: Service | undefined, worker: Identity | undefined): Attributes {
+  const out: Attributes = {};
+  const c = service?.container;
+  const set = (k: string, v: string | undefined) => { if (v) out[k] = v; };
+  set('container.id', c?.id);
+  set('container.runtime', c?.runtime);
+  set(c?.podUid ? 'k8s.container.name' : 'container.name', c?.podUid ? c?.containerName : c?.name);
+  set('k8s.pod.uid', c?.podUid);
+  set('k8s.pod.name', c?.podName);
+  set('k8s.namespace.name', c?.podNamespace);
+  if (service?.ownNetNs && service.netNs) out['premortem.netns'] = service.netNs;
+  if (worker?.nsPid && worker.nsPid !== worker.pid) out['premortem.ns_pid'] = worker.nsPid;
+  return out;
 }
 
 let diagInstalled = false;
@@ -158,6 +182,7 @@ export function createOtlpExporter(agent: Agent, metrics: Metrics, options: Otlp
     };
     if (bundle?.service?.unit) attributes['premortem.unit'] = bundle.service.unit;
     if (bundle?.service?.cgroup) attributes['process.linux.cgroup'] = bundle.service.cgroup;
+    Object.assign(attributes, containerAttributes(bundle?.service, bundle?.worker));
     if (v) {
       if (v.signalName) attributes['premortem.signal'] = v.signalName;
       if (v.senderPid) attributes['premortem.sender_pid'] = v.senderPid;

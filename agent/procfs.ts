@@ -95,10 +95,47 @@ export function socketInodes(pid: number): Set<number> {
   return out;
 }
 
-/** Listening TCP sockets of the host: inode → port (IPv4 and IPv6). */
-export function listeningInodes(): Map<number, number> {
+/** Namespaces the agent tells processes apart by. */
+export type NsKind = 'net' | 'pid' | 'mnt' | 'cgroup';
+
+/**
+ * Inode of a process's namespace (`/proc/PID/ns/KIND`, the number `ls -l` shows as
+ * `net:[4026531840]`), or null when the process is gone. Two processes are in the same
+ * namespace exactly when the inodes are equal; the kernel's sock_net(sk)->ns.inum is this number.
+ */
+export function nsInode(pid: number | 'self', kind: NsKind): number | null {
+  try {
+    return fs.statSync(`/proc/${pid}/ns/${kind}`).ino;
+  } catch {
+    return null;
+  }
+}
+
+/** The `NSpid:` line of /proc/PID/status: the pid in each PID namespace it belongs to, outermost first. */
+export function parseNsPids(status: string): number[] {
+  const m = /^NSpid:\s*([\d\s]+)$/m.exec(status);
+  return m ? m[1].trim().split(/\s+/).map(Number) : [];
+}
+
+/**
+ * The pid of a process inside its own (innermost) PID namespace — the one its own logs print
+ * ("Booting worker with pid: 7") — or null when it is gone. Equal to `pid` on the host's namespace.
+ */
+export function readNsPid(pid: number): number | null {
+  const text = readOrNull(`/proc/${pid}/status`);
+  if (text === null) return null;
+  const pids = parseNsPids(text);
+  return pids.length ? pids[pids.length - 1] : pid;
+}
+
+/**
+ * Listening TCP sockets (inode → port, IPv4 and IPv6) of the agent's network namespace, or with
+ * `pid`, of that process's: /proc/PID/net/tcp shows the namespace of PID, not the reader's.
+ */
+export function listeningInodes(pid?: number): Map<number, number> {
   const out = new Map<number, number>();
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+  const dir = pid === undefined ? '/proc/net' : `/proc/${pid}/net`;
+  for (const file of [`${dir}/tcp`, `${dir}/tcp6`]) {
     const text = readOrNull(file);
     if (!text) continue;
     for (const line of text.split('\n').slice(1)) {

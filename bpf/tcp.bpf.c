@@ -7,12 +7,15 @@
  *
  * Attribution is by the socket, never by `current`: on loopback the server
  * side's transitions run in softirq on the client's task. The agent writes the
- * ports to watch into `ports` (local port: the service's listener and its
- * accepted children, which inherit the local port; remote port: workers'
- * outbound connections to an upstream).
+ * ports to watch into `ports`, keyed by (network namespace, port): the
+ * socket's own namespace (sock_net(sk)->ns.inum, the inode /proc/PID/ns/net
+ * shows), so two containers listening on the same port stay apart. Local
+ * port: the service's listener and its accepted children, which inherit the
+ * local port; remote port: workers' outbound connections to an upstream.
  *
  * Cost: ~35k transitions/s under a gunicorn sync load, so an unwatched socket
- * costs one or two hash lookups and a watched one a per-CPU array update.
+ * costs two loads (its namespace) and one or two hash lookups, and a watched
+ * one a per-CPU array update.
  */
 #include "lib/common.bpf.h"
 #include <bpf/bpf_endian.h>
@@ -36,7 +39,7 @@ const volatile __u64 targ_rec_gap_ms = 10; /* at most one record per slot and su
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PM_TCP_MAX_PORTS);
-	__type(key, __u32); /* port, host order */
+	__type(key, struct pm_tcp_key);
 	__type(value, struct pm_tcp_port);
 } ports SEC(".maps");
 
@@ -96,20 +99,27 @@ struct watch {
 	__u32 remote;
 };
 
-/* Which watched port (if any) a socket belongs to: its local port first, then
- * its remote port. Works for full, request and time-wait sockets alike (only
- * sock_common fields are read). */
+/* The socket's network namespace (the inode /proc/PID/ns/net shows). */
+static __always_inline __u32 sock_netns(const struct sock *sk)
+{
+	return sk->__sk_common.skc_net.net->ns.inum;
+}
+
+/* Which watched port (if any) a socket belongs to, in its own namespace: its
+ * local port first, then its remote port. Works for full, request and
+ * time-wait sockets alike (only sock_common fields are read). */
 static __always_inline bool watch_lookup_port(const struct sock *sk, __u32 port, struct watch *w)
 {
-	struct pm_tcp_port *p = bpf_map_lookup_elem(&ports, &port);
+	struct pm_tcp_key key = { .netns = sock_netns(sk), .port = port };
+	struct pm_tcp_port *p = bpf_map_lookup_elem(&ports, &key);
 	if (p && (p->flags & PM_TCP_WATCH_LOCAL)) {
 		w->slot = p->slot;
 		w->service_id = p->service_id;
 		w->remote = 0;
 		return w->slot < PM_TCP_MAX_SLOTS;
 	}
-	port = bpf_ntohs(sk->__sk_common.skc_dport);
-	p = bpf_map_lookup_elem(&ports, &port);
+	key.port = bpf_ntohs(sk->__sk_common.skc_dport);
+	p = bpf_map_lookup_elem(&ports, &key);
 	if (p && (p->flags & PM_TCP_WATCH_REMOTE)) {
 		w->slot = p->remote_slot;
 		w->service_id = p->service_id;
@@ -393,12 +403,14 @@ int BPF_PROG(tcp_send_reset, const struct sock *sk, const struct sk_buff *skb, i
 			return 0;
 	} else if (skb) {
 		/* No socket (a segment to a closed port): the segment's tcp
-		 * header, at skb->data here, names our port as its destination. */
+		 * header, at skb->data here, names our port as its destination,
+		 * and the device it came in on names the namespace. */
 		struct tcphdr th;
 		if (bpf_probe_read_kernel(&th, sizeof(th), BPF_CORE_READ(skb, data)))
 			return 0;
-		__u32 port = bpf_ntohs(th.dest);
-		struct pm_tcp_port *p = bpf_map_lookup_elem(&ports, &port);
+		struct pm_tcp_key key = { .netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum), .port = bpf_ntohs(th.dest) };
+		__u32 port = key.port;
+		struct pm_tcp_port *p = bpf_map_lookup_elem(&ports, &key);
 		if (!p || !(p->flags & PM_TCP_WATCH_LOCAL) || p->slot >= PM_TCP_MAX_SLOTS)
 			return 0;
 		w.slot = p->slot;

@@ -1,19 +1,26 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* tcp: TCP socket states, backlog, retransmits and resets per watched service port (record layout). */
+/* tcp: TCP socket states, backlog, retransmits and resets per watched service port, in its own
+ * network namespace (record layout). */
 #ifndef PM_TCP_H
 #define PM_TCP_H
 
 #include "pm_common.h"
 
 /* Bounds. */
-#define PM_TCP_MAX_PORTS 64 /* entries in `ports` (watched local or remote ports) */
-#define PM_TCP_MAX_SLOTS 128 /* counter slots (a port watched both ways uses two) */
+#define PM_TCP_MAX_PORTS 128 /* entries in `ports` (watched (netns, port) pairs, local or remote) */
+#define PM_TCP_MAX_SLOTS 256 /* counter slots (a port watched both ways uses two) */
 #define PM_TCP_STATES 16 /* TCP_ESTABLISHED (1) .. TCP_BOUND_INACTIVE (13), rounded up */
 #define PM_TCP_MAX_CLOSE_WAIT 8192 /* sockets of watched ports currently in CLOSE_WAIT */
 
 /* What the agent writes into `ports` for a port. */
 #define PM_TCP_WATCH_LOCAL 0x1 /* sockets whose local port is this port (the service's listener and its children) */
 #define PM_TCP_WATCH_REMOTE 0x2 /* sockets connecting to this port (workers' outbound connections) */
+
+/* Key of `ports`: a port is watched in one network namespace (every pod listens on :8000). */
+struct pm_tcp_key {
+	__u32 netns; /* inode of the namespace, as /proc/PID/ns/net shows it (sock_net(sk)->ns.inum) */
+	__u32 port; /* host order */
+};
 
 struct pm_tcp_port {
 	__u32 service_id;

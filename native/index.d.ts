@@ -95,9 +95,13 @@ export class Tracer {
   /** Adds a process (tgid) to the pid filter. flags: 1 = follow forks. */
   track(pid: number, startNs?: number | bigint, flags?: number): void;
   untrack(pid: number): boolean;
-  mapLookup(probe: string, map: string, key: number): ArrayBuffer | null;
-  mapUpdate(probe: string, map: string, key: number, value: ArrayBuffer): void;
-  mapDelete(probe: string, map: string, key: number): boolean;
+  /**
+   * Map access by key: a number for maps with 32-bit keys, or an ArrayBuffer of exactly the
+   * map's key size for struct keys (e.g. tcp `ports`: netns inode + port).
+   */
+  mapLookup(probe: string, map: string, key: number | ArrayBuffer): ArrayBuffer | null;
+  mapUpdate(probe: string, map: string, key: number | ArrayBuffer, value: ArrayBuffer): void;
+  mapDelete(probe: string, map: string, key: number | ArrayBuffer): boolean;
   mapDump(probe: string, map: string): MapDump;
   stats(): TracerStats;
   /** Attaches a deferred USDT program to one binary (pid -1: every process). Returns a link id. */

@@ -10,6 +10,7 @@ namespace {
 static_assert(sizeof(pm_tcp_event) == 88, "pm_tcp_event layout");
 static_assert(offsetof(pm_tcp_event, duration_ns) == 48, "pm_tcp_event.duration_ns");
 static_assert(sizeof(pm_tcp_port) == 16, "pm_tcp_port layout");
+static_assert(sizeof(pm_tcp_key) == 8, "pm_tcp_key layout");
 static_assert(sizeof(pm_tcp_stats) == 320, "pm_tcp_stats layout");
 static_assert(sizeof(pm_tcp_listen) == 88, "pm_tcp_listen layout");
 
@@ -22,6 +23,8 @@ void Fill(Napi::Env env, Napi::Object s) {
                          .PM_FIELD(pm_tcp_event, reason).PM_FIELD(pm_tcp_event, remote)
                          .PM_FIELD(pm_tcp_event, duration_ns).PM_FIELD(pm_tcp_event, saddr)
                          .PM_FIELD(pm_tcp_event, daddr).Done());
+  s.Set("tcp_key", StructLayout(env, sizeof(pm_tcp_key))
+                       .PM_FIELD(pm_tcp_key, netns).PM_FIELD(pm_tcp_key, port).Done());
   s.Set("tcp_port", StructLayout(env, sizeof(pm_tcp_port))
                         .PM_FIELD(pm_tcp_port, service_id).PM_FIELD(pm_tcp_port, slot)
                         .PM_FIELD(pm_tcp_port, remote_slot).PM_FIELD(pm_tcp_port, flags).Done());

@@ -71,7 +71,7 @@ bool SetRodata(bpf_object* obj, const std::string& var, uint64_t value, std::str
   return false;
 }
 
-bool ReadValue(int fd, uint32_t key, bool percpu, size_t value_size, std::vector<uint8_t>& out);
+bool ReadValue(int fd, const void* key, bool percpu, size_t value_size, std::vector<uint8_t>& out);
 
 Napi::Value Num(Napi::Env env, uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); }
 
@@ -323,7 +323,7 @@ void Tracer::CloseAll(bool deliver) {
   final_drops_.assign(PM_REC_MAX, 0);
   std::vector<uint8_t> v;
   for (uint32_t t = 0; t < PM_REC_MAX && drops_fd_ >= 0; t++)
-    if (ReadValue(drops_fd_, t, true, 8, v)) memcpy(&final_drops_[t], v.data(), 8);
+    if (ReadValue(drops_fd_, &t, true, 8, v)) memcpy(&final_drops_[t], v.data(), 8);
   for (uint32_t t = 0; t < PM_REC_MAX && reader_; t++) final_delivered_[t] = reader_->Delivered(t);
   reader_.reset();
   for (LoadedProbe& p : probes_) {
@@ -473,7 +473,7 @@ Napi::Value Tracer::Untrack(const Napi::CallbackInfo& info) {
 }
 
 int Tracer::MapFd(Napi::Env env, const Napi::Value& probe, const Napi::Value& map, bool* percpu,
-                  size_t* value_size) {
+                  size_t* value_size, size_t* key_size) {
   EnsureOpen(env);
   std::string pname = probe.ToString(), mname = map.ToString();
   for (const LoadedProbe& p : probes_) {
@@ -485,6 +485,10 @@ int Tracer::MapFd(Napi::Env env, const Napi::Value& probe, const Napi::Value& ma
     enum bpf_map_type t = bpf_map__type(m);
     *percpu = t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH;
     *value_size = bpf_map__value_size(m);
+    if (key_size) {
+      *key_size = bpf_map__key_size(m);
+      return bpf_map__fd(m);
+    }
     if (bpf_map__key_size(m) != 4)
       throw MakeFailure(kErrMap, EINVAL, "map '" + mname + "' does not have 32-bit keys").ToError(env);
     return bpf_map__fd(m);
@@ -494,14 +498,30 @@ int Tracer::MapFd(Napi::Env env, const Napi::Value& probe, const Napi::Value& ma
 
 namespace {
 
+// A map key from JS: a number for 32-bit keys, or an ArrayBuffer of exactly the key's size
+// (struct keys such as tcp's (netns, port)).
+std::vector<uint8_t> KeyOf(Napi::Env env, const Napi::Value& v, size_t key_size) {
+  std::vector<uint8_t> key(key_size, 0);
+  if (v.IsNumber() && key_size == 4) {
+    uint32_t k = v.As<Napi::Number>().Uint32Value();
+    memcpy(key.data(), &k, 4);
+  } else if (v.IsArrayBuffer() && v.As<Napi::ArrayBuffer>().ByteLength() == key_size) {
+    memcpy(key.data(), v.As<Napi::ArrayBuffer>().Data(), key_size);
+  } else {
+    throw MakeFailure(kErrArg, EINVAL, "the map key must be " + std::string(key_size == 4 ? "a number or " : "") +
+                                           "an ArrayBuffer of " + std::to_string(key_size) + " bytes").ToError(env);
+  }
+  return key;
+}
+
 // Reads one value; per-CPU values are summed as u64 fields (all ours are).
-bool ReadValue(int fd, uint32_t key, bool percpu, size_t value_size, std::vector<uint8_t>& out) {
+bool ReadValue(int fd, const void* key, bool percpu, size_t value_size, std::vector<uint8_t>& out) {
   out.assign(value_size, 0);
-  if (!percpu) return bpf_map_lookup_elem(fd, &key, out.data()) == 0;
+  if (!percpu) return bpf_map_lookup_elem(fd, key, out.data()) == 0;
   int ncpu = libbpf_num_possible_cpus();
   size_t stride = (value_size + 7) & ~size_t(7);
   std::vector<uint8_t> all(stride * (ncpu > 0 ? ncpu : 1));
-  if (bpf_map_lookup_elem(fd, &key, all.data()) != 0) return false;
+  if (bpf_map_lookup_elem(fd, key, all.data()) != 0) return false;
   for (int c = 0; c < ncpu; c++)
     for (size_t off = 0; off + 8 <= value_size; off += 8) {
       uint64_t a, b;
@@ -518,11 +538,11 @@ bool ReadValue(int fd, uint32_t key, bool percpu, size_t value_size, std::vector
 Napi::Value Tracer::MapLookup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool percpu;
-  size_t vsize;
-  int fd = MapFd(env, info[0], info[1], &percpu, &vsize);
-  uint32_t key = info[2].As<Napi::Number>().Uint32Value();
+  size_t vsize, ksize;
+  int fd = MapFd(env, info[0], info[1], &percpu, &vsize, &ksize);
+  std::vector<uint8_t> key = KeyOf(env, info[2], ksize);
   std::vector<uint8_t> value;
-  if (!ReadValue(fd, key, percpu, vsize, value)) return env.Null();
+  if (!ReadValue(fd, key.data(), percpu, vsize, value)) return env.Null();
   Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, value.size());
   memcpy(ab.Data(), value.data(), value.size());
   return ab;
@@ -531,13 +551,13 @@ Napi::Value Tracer::MapLookup(const Napi::CallbackInfo& info) {
 Napi::Value Tracer::MapUpdate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool percpu;
-  size_t vsize;
-  int fd = MapFd(env, info[0], info[1], &percpu, &vsize);
-  uint32_t key = info[2].As<Napi::Number>().Uint32Value();
+  size_t vsize, ksize;
+  int fd = MapFd(env, info[0], info[1], &percpu, &vsize, &ksize);
+  std::vector<uint8_t> key = KeyOf(env, info[2], ksize);
   if (percpu || !info[3].IsArrayBuffer() || info[3].As<Napi::ArrayBuffer>().ByteLength() != vsize)
     throw MakeFailure(kErrArg, EINVAL, "mapUpdate needs an ArrayBuffer of " + std::to_string(vsize) +
                                            " bytes for a shared (not per-CPU) map").ToError(env);
-  if (bpf_map_update_elem(fd, &key, info[3].As<Napi::ArrayBuffer>().Data(), BPF_ANY) != 0)
+  if (bpf_map_update_elem(fd, key.data(), info[3].As<Napi::ArrayBuffer>().Data(), BPF_ANY) != 0)
     throw MakeFailure(kErrMap, errno, "updating map '" + info[1].ToString().Utf8Value() + "'").ToError(env);
   return env.Undefined();
 }
@@ -545,10 +565,10 @@ Napi::Value Tracer::MapUpdate(const Napi::CallbackInfo& info) {
 Napi::Value Tracer::MapDelete(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool percpu;
-  size_t vsize;
-  int fd = MapFd(env, info[0], info[1], &percpu, &vsize);
-  uint32_t key = info[2].As<Napi::Number>().Uint32Value();
-  return Napi::Boolean::New(env, bpf_map_delete_elem(fd, &key) == 0);
+  size_t vsize, ksize;
+  int fd = MapFd(env, info[0], info[1], &percpu, &vsize, &ksize);
+  std::vector<uint8_t> key = KeyOf(env, info[2], ksize);
+  return Napi::Boolean::New(env, bpf_map_delete_elem(fd, key.data()) == 0);
 }
 
 Napi::Value Tracer::MapDump(const Napi::CallbackInfo& info) {
@@ -568,7 +588,7 @@ Napi::Value Tracer::MapDump(const Napi::CallbackInfo& info) {
   std::vector<uint32_t> found;
   std::vector<uint8_t> v;
   for (uint32_t k : keys)
-    if (ReadValue(fd, k, percpu, vsize, v)) {  // a key deleted meanwhile is skipped
+    if (ReadValue(fd, &k, percpu, vsize, v)) {  // a key deleted meanwhile is skipped
       found.push_back(k);
       values.insert(values.end(), v.begin(), v.end());
     }
@@ -592,7 +612,7 @@ Napi::Value Tracer::Stats(const Napi::CallbackInfo& info) {
   for (uint32_t t = 0; t < PM_REC_MAX; t++) {
     delivered.Set(t, Num(env, reader_ ? reader_->Delivered(t) : final_delivered_[t]));
     uint64_t d = t < final_drops_.size() ? final_drops_[t] : 0;  // counts as they were at close
-    if (drops_fd_ >= 0 && ReadValue(drops_fd_, t, true, 8, v)) memcpy(&d, v.data(), 8);
+    if (drops_fd_ >= 0 && ReadValue(drops_fd_, &t, true, 8, v)) memcpy(&d, v.data(), 8);
     dropped.Set(t, Num(env, d));
   }
   o.Set("delivered", delivered);

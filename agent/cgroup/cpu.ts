@@ -38,9 +38,27 @@ export function cpuCgroupOf(pid: number, mounts = cgroupMounts()): CpuCgroup | n
     if (m[1] === '0' && m[2] === '') v2 = m[3];
     else if (m[2].split(',').includes('cpu')) v1 = m[3];
   }
-  if (v1 !== null && mounts.v1Cpu) return { version: 1, path: v1, dir: path.join(mounts.v1Cpu, v1) };
-  if (v2 !== null && mounts.v2) return { version: 2, path: v2, dir: path.join(mounts.v2, v2) };
+  if (v1 !== null && mounts.v1Cpu) return bindingCpuCgroup(1, mounts.v1Cpu, v1);
+  if (v2 !== null && mounts.v2) return bindingCpuCgroup(2, mounts.v2, v2);
   return null;
+}
+
+/** Ancestors looked at above a process's own cgroup. */
+const MAX_CPU_DEPTH = 32;
+
+/**
+ * The cgroup whose CPU quota applies to a process in `leafPath`, whatever its depth: its own
+ * when it has a quota, else the nearest ancestor with one (a pod's quota over containers that
+ * have none), else its own (throttling counters without a quota stay at 0).
+ */
+export function bindingCpuCgroup(version: 1 | 2, mount: string, leafPath: string): CpuCgroup {
+  const parts = leafPath.split('/').filter(Boolean);
+  for (let n = parts.length; n >= 1 && parts.length - n < MAX_CPU_DEPTH; n--) {
+    const p = '/' + parts.slice(0, n).join('/');
+    const cg: CpuCgroup = { version, path: p, dir: path.join(mount, p) };
+    if (readCpuThrottling(cg)?.quotaUs) return cg;
+  }
+  return { version, path: leafPath, dir: path.join(mount, leafPath) };
 }
 
 /** Reads the cgroup's throttling counters; null when it is gone or has no CPU bandwidth accounting. */

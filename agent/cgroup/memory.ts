@@ -120,12 +120,30 @@ export function memoryCgroupOf(pid: number): MemoryCgroup | null {
     if (m[1] === '0' && m[2] === '') v2Path = m[3];
     else if (m[2].split(',').includes('memory')) v1Path = m[3];
   }
-  if (v1Path !== null && mounts.v1Memory) return readMemoryCgroup(1, mounts.v1Memory, v1Path);
-  if (v2Path !== null && mounts.v2) {
-    const cg = readMemoryCgroup(2, mounts.v2, v2Path);
-    if (cg) return cg;
-  }
+  if (v1Path !== null && mounts.v1Memory) return bindingMemoryCgroup(1, mounts.v1Memory, v1Path);
+  if (v2Path !== null && mounts.v2) return bindingMemoryCgroup(2, mounts.v2, v2Path);
   return null;
+}
+
+/**
+ * The memory cgroup whose limit binds a process in cgroup `leafPath`, whatever its depth: a
+ * container's own cgroup may have no limit (or no memory files: the controller is enabled only
+ * above it) while its pod's has one, or both have one. Of the process's cgroup and its ancestors
+ * (the hierarchy's root excluded: it has no limit), the one with a limit and the least headroom
+ * (limit - usage) is where the OOM killer acts first; with no limit anywhere, the nearest with
+ * memory files. Null when none has them.
+ */
+export function bindingMemoryCgroup(version: 1 | 2, mount: string, leafPath: string): MemoryCgroup | null {
+  const parts = leafPath.split('/').filter(Boolean);
+  let nearest: MemoryCgroup | null = null;
+  let binding: MemoryCgroup | null = null;
+  for (let n = parts.length; n >= 1 && parts.length - n < MAX_CGROUP_DEPTH; n--) {
+    const cg = readMemoryCgroup(version, mount, '/' + parts.slice(0, n).join('/'));
+    if (!cg) continue;
+    nearest ??= cg;
+    if (cg.limitBytes !== null && (!binding || cg.limitBytes - cg.usageBytes < binding.limitBytes! - binding.usageBytes)) binding = cg;
+  }
+  return binding ?? nearest ?? (parts.length ? null : readMemoryCgroup(version, mount, '/'));
 }
 
 /**

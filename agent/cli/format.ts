@@ -1,6 +1,8 @@
 /** Text renderings of post-mortems for the terminal (`list`, `show`). */
-import type { Bundle, IncidentSummary } from '../../proto/codec';
+import type { Bundle, IncidentSummary, Service } from '../../proto/codec';
 import { formatBytes } from '../../proto/format';
+import { whereText } from '../container/label';
+import { pidText } from '../container/pids';
 import { formatSender, formatStacks } from './format-stack';
 
 function sparkline(values: number[]): string {
@@ -9,9 +11,15 @@ function sparkline(values: number[]): string {
   return values.map((v) => ticks[Math.min(7, Math.floor((v / max) * 7.999))]).join('');
 }
 
-/** One `list` line: id, UTC time, verdict, pid, service. */
-export function formatIncidentLine(i: IncidentSummary): string {
-  return `${i.id}  ${new Date(i.tMs).toISOString().replace('T', ' ').slice(0, 23)}  ${i.verdictKind.padEnd(16)} pid ${String(i.pid).padEnd(7)} ${i.service}`;
+/** One `list` line: id, UTC time, verdict, pid, service, and where it ran when not on the host ("[pod prod/shop web]"). */
+export function formatIncidentLine(i: IncidentSummary, where = ''): string {
+  return `${i.id}  ${new Date(i.tMs).toISOString().replace('T', ' ').slice(0, 23)}  ${i.verdictKind.padEnd(16)} pid ${String(i.pid).padEnd(7)} ${i.service}${where ? `  [${where}]` : ''}`;
+}
+
+/** Where a service runs, for people: its container or pod, unit, and its own network namespace. */
+export function whereOf(s: Service | undefined): string {
+  if (!s) return '';
+  return s.container ? whereText(s) : [s.unit, whereText(s)].filter(Boolean).join(' · ');
 }
 
 export function formatBundle(b: Bundle): string {
@@ -20,7 +28,8 @@ export function formatBundle(b: Bundle): string {
   const last = dead.slice(-60);
   const out = [
     `post-mortem ${b.id}`,
-    `worker    pid ${b.worker?.pid} (${b.worker?.comm}) generation ${b.worker?.generation}, ${b.service?.name ?? ''}`,
+    `worker    ${b.worker ? pidText(b.worker) : 'pid ?'} (${b.worker?.comm}) generation ${b.worker?.generation}, ${b.service?.name ?? ''}`,
+    ...(whereOf(b.service) ? [`where     ${whereOf(b.service)}`] : []),
     `died      ${new Date(v.tMs).toISOString()}`,
     `verdict   ${v.kind}${v.failure ? '' : ' (planned)'}`,
     `summary   ${v.summary}`,

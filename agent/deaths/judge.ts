@@ -27,6 +27,7 @@ import { buildBundle, TimelineSource } from './bundle';
 import { createMasterLogReader } from './master-log';
 import { createSettleQueue, SettleStats, tracerBarrier } from './settle';
 import { decideVerdict, SIGNAL_LOOKBACK_MS } from './verdict';
+import { addNamespacedPids } from '../container/pids';
 
 export interface JudgeDeps {
   options: AgentOptions;
@@ -148,6 +149,7 @@ export function createJudge(d: JudgeDeps): Judge {
     const stacks = d.stacks?.freeze(w);
     const verdict = verdictOf(w, s, deathMs, stacks);
     if (!synced) verdict.evidence.push({ what: 'records', value: 'the kernel record reader was behind when this death was judged: records sent just before it may be missing', tMs: deathMs, number: 0, unit: '' });
+    addNamespacedPids(verdict, w.identity, s ? d.registry.workers.get(s.masterKey)?.identity : undefined); // the pids its own logs print
     w.verdict = verdict;
     d.markers.raise(w, marker(deathMs, verdict.kind === 'oom-killed' ? 'oom-kill' : 'exit', subjectOf(w), verdict.failure ? 'critical' : 'info',
       verdict.summary, { exitCode: verdict.exitCode, signal: verdict.signal }, { verdict: verdict.kind }), true);

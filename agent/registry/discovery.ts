@@ -4,11 +4,14 @@
  * python process holding a listening TCP socket). Each service is a master
  * (the root of a python process tree) and its python children, the workers.
  * Explicit selection (--pid, --match, --cgroup) and opting out (--exclude)
- * narrow or widen what auto-discovery finds.
+ * narrow or widen what auto-discovery finds. A service in a container or pod
+ * is found the same way: its listening sockets are looked up in its own
+ * network namespace, and it carries its namespaces and its container.
  */
 import * as path from 'path';
-import type { ServiceKind } from '../../proto/codec';
-import { listeningInodes, listPids, readCgroups, readCmdline, readExe, readStat, socketInodes, unitOf, ProcStat } from '../procfs';
+import { ContainerResolver, createContainerResolver, serviceUnitOf } from '../container';
+import type { ContainerInfo, ServiceKind } from '../../proto/codec';
+import { listeningInodes, listPids, nsInode, readCgroups, readCmdline, readExe, readStat, socketInodes, ProcStat } from '../procfs';
 
 export interface DiscoveredProcess {
   pid: number;
@@ -30,6 +33,12 @@ export interface DiscoveredService {
   cgroup: string;
   memoryCgroup: string;
   unit: string;
+  /** Inode of the master's network namespace (0: not read). */
+  netns: number;
+  /** Inode of the master's PID namespace (0: not read). */
+  pidns: number;
+  /** The container or pod it runs in (undefined on the host). */
+  container?: ContainerInfo;
 }
 
 export interface Selection {
@@ -87,13 +96,17 @@ function toProcess(st: ProcStat, cmdline: string[], exe: string): DiscoveredProc
   return { pid: st.pid, startTicks: st.startTicks, ppid: st.ppid, comm: st.comm, cmdline, exe };
 }
 
-/** One /proc scan: every python service on the host that the selection admits. */
+let defaultResolver: ContainerResolver | undefined;
+const resolver = () => (defaultResolver ??= createContainerResolver());
+
 /**
- * `listening` supplies the host's listening sockets (inode → port); the agent passes a cached
- * one: reading /proc/net/tcp walks every socket of the host (TIME_WAIT included).
+ * One /proc scan: every python service on the host that the selection admits.
+ * `listening(pid)` supplies the listening sockets (inode → port) of the network namespace `pid`
+ * is in; the agent passes one cached per namespace: reading /proc/PID/net/tcp walks every socket
+ * of that namespace (TIME_WAIT included).
  */
 export function discover(sel: Selection = {}, selfPid = process.pid, parentPid = process.ppid,
-  listening: () => Map<number, number> = listeningInodes): DiscoveredService[] {
+  listening: (pid: number) => Map<number, number> = listeningInodes, containers: ContainerResolver = resolver()): DiscoveredService[] {
   const explicit = !!(sel.pids?.length || sel.match || sel.cgroup);
   const auto = sel.autoDiscover ?? !explicit;
   const procs = new Map<number, DiscoveredProcess>();
@@ -121,11 +134,11 @@ export function discover(sel: Selection = {}, selfPid = process.pid, parentPid =
     } else roots.push(p);
   }
 
-  let listen: Map<number, number> | undefined;
   const portsOf = (p: DiscoveredProcess) => {
     const out: number[] = [];
+    let listen: Map<number, number> | undefined;
     for (const inode of socketInodes(p.pid)) {
-      listen ??= listening(); // only when a python process holds sockets
+      listen ??= listening(p.pid); // only when a python process holds sockets
       const port = listen.get(inode);
       if (port !== undefined && !out.includes(port)) out.push(port);
     }
@@ -136,14 +149,15 @@ export function discover(sel: Selection = {}, selfPid = process.pid, parentPid =
   for (const root of roots) {
     const workers = (children.get(root.pid) ?? []).filter((w) => !NOT_A_WORKER.test(w.cmdline.join(' ')));
     const ports = [...new Set([root, ...workers].flatMap(portsOf))].sort((a, b) => a - b);
-    const svc = serviceOf(root, workers, ports, sel, auto);
+    const svc = serviceOf(root, workers, ports, sel, auto, containers);
     if (svc) services.push(svc);
   }
   return services;
 }
 
 /** The service rooted at `root` if the selection admits it (auto-discovery takes what looks like a server). */
-function serviceOf(root: DiscoveredProcess, workers: DiscoveredProcess[], ports: number[], sel: Selection, auto: boolean): DiscoveredService | undefined {
+function serviceOf(root: DiscoveredProcess, workers: DiscoveredProcess[], ports: number[], sel: Selection, auto: boolean,
+  containers: ContainerResolver): DiscoveredService | undefined {
   const kind = classify(root.cmdline);
   const cgroups = readCgroups(root.pid);
   const cgroupPath = cgroups[''] ?? '';
@@ -161,7 +175,10 @@ function serviceOf(root: DiscoveredProcess, workers: DiscoveredProcess[], ports:
     ports,
     cgroup: cgroupPath,
     memoryCgroup: cgroups.memory ?? cgroupPath,
-    unit: unitOf(cgroupPath),
+    unit: serviceUnitOf(cgroupPath),
+    netns: nsInode(root.pid, 'net') ?? 0,
+    pidns: nsInode(root.pid, 'pid') ?? 0,
+    container: containers.infoOf(cgroups),
   };
 }
 
@@ -170,7 +187,7 @@ function serviceOf(root: DiscoveredProcess, workers: DiscoveredProcess[], ports:
  * /proc scan: a service whose workers die within a second of starting is still seen. Only a
  * root (its parent is not a python process) starts a service here; its workers arrive as forks.
  */
-export function discoverExec(pid: number, sel: Selection = {}): DiscoveredService | undefined {
+export function discoverExec(pid: number, sel: Selection = {}, containers: ContainerResolver = resolver()): DiscoveredService | undefined {
   const st = readStat(pid);
   const cmdline = readCmdline(pid);
   if (!st || st.state === 'Z' || !cmdline?.length) return undefined;
@@ -181,7 +198,7 @@ export function discoverExec(pid: number, sel: Selection = {}): DiscoveredServic
   const parentExe = readExe(st.ppid) ?? '';
   if (isPythonProcess(parentExe, readCmdline(st.ppid) ?? [])) return undefined; // part of another tree
   const explicit = !!(sel.pids?.length || sel.match || sel.cgroup);
-  return serviceOf(toProcess(st, cmdline, exe), [], [], sel, sel.autoDiscover ?? !explicit);
+  return serviceOf(toProcess(st, cmdline, exe), [], [], sel, sel.autoDiscover ?? !explicit, containers);
 }
 
 

@@ -13,7 +13,7 @@ import { cpuCgroupOf, readCpuThrottling } from '../cgroup/cpu';
 import type { Logger } from '../log';
 import type { Role, ServiceKind } from '../../proto/codec';
 import { workerKey } from '../../proto/codec';
-import { readCmdline, readStat } from '../procfs';
+import { nsInode, readCmdline, readNsPid, readStat } from '../procfs';
 import { MarkerRing, ServiceTimeline, WorkerTimeline } from '../timeline';
 import { DiscoveredProcess, DiscoveredService, serviceName } from './discovery';
 import type { KernelFilter } from './kernel-filter';
@@ -55,6 +55,8 @@ export class Registry {
   private readonly pidToKey = new Map<number, string>();
   private readonly lineages = new Map<string, number[]>();
   private nextTcpId = 1;
+  /** The agent's own namespaces: a service in others is in a container, a pod or an `ip netns`. */
+  private readonly own = { net: nsInode('self', 'net') ?? 0, pid: nsInode('self', 'pid') ?? 0 };
   private lastCapWarnMs = 0;
   refusedOverCap = 0;
 
@@ -74,7 +76,7 @@ export class Registry {
     const proc: DiscoveredProcess = { pid, startTicks: st.startTicks, ppid: st.ppid, comm: st.comm, cmdline: cmd, exe: '' };
     this.adoptService({
       id: `python-${pid}-${st.startTicks}`, name: serviceName('python', cmd, []), kind: 'python', master: proc, workers: [],
-      ports: [], cgroup: '', memoryCgroup: '', unit: '',
+      ports: [], cgroup: '', memoryCgroup: '', unit: '', netns: nsInode(pid, 'net') ?? 0, pidns: nsInode(pid, 'pid') ?? 0,
     });
     return true;
   }
@@ -94,6 +96,10 @@ export class Registry {
       s.service.name = d.name;
       this.hooks.topology();
     }
+    if (d.container && JSON.stringify(d.container) !== JSON.stringify(s.service.container)) {
+      s.service.container = d.container; // names found later (a pod's log directory appears after its cgroup)
+      this.hooks.topology();
+    }
     this.hooks.ports(s);
     const masterRole: Role = d.workers.length || s.slots.length ? 'master' : 'standalone';
     this.register(d.master, s, masterRole);
@@ -105,13 +111,14 @@ export class Registry {
   private newService(d: DiscoveredService): ServiceState {
     return {
       service: { id: d.id, name: d.name, kind: d.kind as ServiceKind, masterPid: d.master.pid, masterStartTicks: d.master.startTicks,
-        ports: d.ports, cgroup: d.cgroup, unit: d.unit },
+        ports: d.ports, cgroup: d.cgroup, unit: d.unit, container: d.container,
+        netNs: d.netns, ownNetNs: d.netns !== 0 && d.netns !== this.own.net, pidNs: d.pidns, ownPidNs: d.pidns !== 0 && d.pidns !== this.own.pid },
       timeline: new ServiceTimeline(d.id, ringCapacity(this.options), this.options.intervalMs),
       markers: new MarkerRing(this.options.maxMarkersPerWorker),
       masterKey: workerKey(d.master.pid, d.master.startTicks),
       slots: [],
       deathTimes: [],
-      lineage: `${d.kind}|${d.unit || d.cgroup}|${d.master.cmdline.join(' ')}`,
+      lineage: lineageOf(d),
       tcpId: this.nextTcpId++,
       lastSeenMs: Date.now(),
       cpuCgroups: new Map(),
@@ -188,6 +195,9 @@ export class Registry {
       identity: {
         pid: p.pid, startTicks: p.startTicks, comm: comm ?? p.comm, cmdline: cmd.join(' ').slice(0, MAX_CMDLINE), serviceId: s.service.id,
         generation: slot >= 0 ? s.slots[slot].generation : 0, slot: Math.max(slot, 0), role, ppid: p.ppid, startedMs: this.clock.bootMs + p.startTicks * (NS_PER_TICK / 1e6),
+        // Read only for a service in a PID namespace of its own (a fork stays in its parent's):
+        // no extra /proc read per fork for services on the host's.
+        nsPid: s.service.ownPidNs ? readNsPid(p.pid) ?? 0 : p.pid,
       },
       alive: true,
       diedMs: 0,
@@ -225,6 +235,13 @@ export class Registry {
     let n = 0;
     for (const w of this.workers.values()) if (w.alive) n++;
     return n;
+  }
+
+  /** Pids of the live processes of one service (any role). */
+  livePids(serviceId: string): number[] {
+    const out: number[] = [];
+    for (const w of this.workers.values()) if (w.alive && w.identity.serviceId === serviceId) out.push(w.identity.pid);
+    return out;
   }
 
   /** Live workers (role worker) of one service. */
@@ -299,4 +316,15 @@ export class Registry {
     while (times.length && (times[0] < deathMs - keepMs || times.length > MAX_DEATH_TIMES)) times.shift();
     return times;
   }
+}
+
+/**
+ * What stays the same when a supervisor restarts a service: its unit or cgroup on the host; in a
+ * pod, the pod and the container's name (Kubernetes restarts a container with a new id and cgroup
+ * in the same pod); in an `ip netns` of its own, that namespace too. Plus its kind and command.
+ */
+function lineageOf(d: DiscoveredService): string {
+  const c = d.container;
+  const where = c?.podUid ? `pod:${c.podUid}/${c.containerName}` : c?.id ? `container:${c.id}` : d.unit || d.cgroup;
+  return `${d.kind}|${where}|${c ? '' : d.netns}|${d.master.cmdline.join(' ')}`;
 }

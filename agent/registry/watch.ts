@@ -6,13 +6,14 @@
  * without an exit record.
  */
 import type { AgentOptions } from '../config';
+import { createNetnsCache } from '../container/netns-cache';
 import type { ErrorCounter } from '../core/errors';
-import { listeningInodes, readCmdline, readStat } from '../procfs';
+import { listeningInodes, nsInode, readCmdline, readStat } from '../procfs';
 import { discover, discoverExec, NOT_A_WORKER, Selection } from './discovery';
 import type { Registry } from './registry';
 import type { WorkerState } from './state';
 
-/** The host's listening sockets are re-read at most this often (every socket of the host is walked). */
+/** A namespace's listening sockets are re-read at most this often (every socket of the namespace is walked). */
 const LISTENING_REFRESH_MS = 5000;
 /** A command line is kept up to this length. */
 const MAX_CMDLINE = 512;
@@ -22,8 +23,8 @@ export interface Watch {
   stop(): void;
   /** The kernel saw an untracked process exec something named like a Python server. */
   candidateExec(pid: number): void;
-  /** Listening TCP sockets of the host (inode -> port), cached. */
-  listening(): Map<number, number>;
+  /** Listening TCP sockets (inode -> port) of the network namespace `pid` is in, cached per namespace. */
+  listening(pid: number): Map<number, number>;
 }
 
 export function selectionOf(o: AgentOptions): Selection {
@@ -33,13 +34,12 @@ export function selectionOf(o: AgentOptions): Selection {
 export function createWatch(options: AgentOptions, registry: Registry, errors: ErrorCounter, onVanished: (w: WorkerState, tMs: number) => void): Watch {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
-  let listeningCache: { tMs: number; map: Map<number, number> } | undefined;
+  const listeningCache = createNetnsCache((pid) => listeningInodes(pid));
   const selection = selectionOf(options);
 
-  const listening = () => {
-    const now = Date.now();
-    if (!listeningCache || now - listeningCache.tMs >= LISTENING_REFRESH_MS) listeningCache = { tMs: now, map: listeningInodes() };
-    return listeningCache.map;
+  const listening = (pid: number) => {
+    const netns = nsInode(pid, 'net');
+    return (netns !== null && listeningCache.get(netns, [pid], LISTENING_REFRESH_MS)) || new Map<number, number>();
   };
 
   const scan = () => {

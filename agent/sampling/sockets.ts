@@ -3,7 +3,9 @@
  * and cross-check of the tcp probe. For a LISTEN socket, rx_queue is the
  * accept queue's depth (sk_ack_backlog); its maximum (sk_max_ack_backlog) is
  * not in /proc (tx_queue is 0 there) but in inet_diag, which `ss -ltn` shows
- * as Send-Q: listenBacklogSs() asks ss. Reads this process's network namespace.
+ * as Send-Q: listenBacklogSs() asks ss. Reads the agent's network namespace, or with a
+ * pid (procNetTcpFiles), that process's: /proc/PID/net/tcp shows the namespace of PID, which
+ * is how a container's or pod's sockets are read from the host.
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -32,6 +34,11 @@ export interface TcpSocketEntry {
 
 /** Files read, in order; missing ones (no IPv6) are skipped. */
 export const PROC_NET_TCP = ['/proc/net/tcp', '/proc/net/tcp6'];
+
+/** The socket tables of the network namespace `pid` lives in (the agent's own without a pid). */
+export function procNetTcpFiles(pid?: number): string[] {
+  return pid === undefined ? PROC_NET_TCP : [`/proc/${pid}/net/tcp`, `/proc/${pid}/net/tcp6`];
+}
 
 function addr4(hex: string): string {
   // The __be32 printed as a host-order (little-endian) u32.
@@ -86,7 +93,7 @@ export function parseProcNetTcp(text: string, family: 4 | 6, localPorts?: Set<nu
   return out;
 }
 
-/** Every TCP socket of this network namespace (IPv4 and IPv6). */
+/** Every TCP socket of one network namespace (IPv4 and IPv6): the agent's own by default. */
 export function readTcpSockets(files = PROC_NET_TCP, localPorts?: Set<number>): TcpSocketEntry[] {
   const out: TcpSocketEntry[] = [];
   for (const file of files) {

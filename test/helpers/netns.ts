@@ -8,6 +8,8 @@ import * as fs from 'fs';
 
 export interface TestNetns {
   name: string;
+  /** The namespace's inode: what /proc/PID/ns/net of a process inside shows, and the kernel's sock_net(sk)->ns.inum. */
+  inode: number;
   /** Runs a command inside the namespace: `[...prefix, cmd, ...args]`. */
   prefix: string[];
   remove(): void;
@@ -24,6 +26,7 @@ export function createNetns(tag: string): TestNetns {
   }
   return {
     name,
+    inode: fs.statSync(`/run/netns/${name}`).ino,
     prefix: ['ip', 'netns', 'exec', name],
     remove() {
       // `ip netns pids` names what still runs inside: kill it so the namespace can go.

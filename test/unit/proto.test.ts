@@ -5,7 +5,7 @@ import {
   createCodec, checkClientVersion, checkServerHello, parseWorkerKey, workerKey, ProtoError,
   PROTOCOL_VERSION, MIN_CLIENT_VERSION, BUNDLE_FORMAT_VERSION,
   type Bucket, type Bundle, type ClientMessage, type Death, type Delta, type Hello, type History,
-  type Identity, type Marker, type ServerMessage, type Service, type ServiceBucket, type HostBucket, type DeviceBucket,
+  type ContainerInfo, type CgroupPressure, type Identity, type Marker, type ServerMessage, type Service, type ServiceBucket, type HostBucket, type DeviceBucket,
   type Verdict, type Evidence, type CgroupLimits, type WorkerTimeline, type IncidentSummary,
   type Worker, type Snapshot, type Feature, type WorkerBucket, type Lost, type BundleReady,
   type Subscribe, type Unsubscribe, type HistoryRequest, type ProtoErrorMessage, type PyFrame, type PyThread, type PyStackSample,
@@ -21,7 +21,7 @@ const codec = loadCodec();
 // the .proto and the interface disagree. Together they keep the two in step.
 const identity: Required<Identity> = {
   pid: 4242, startTicks: 2 ** 40 + 7, comm: 'gunicorn', cmdline: 'gunicorn app:app -w 2',
-  serviceId: 'gunicorn:8000', generation: 3, role: 'worker', ppid: 4200, startedMs: 1764170000123, slot: 1,
+  serviceId: 'gunicorn:8000', generation: 3, role: 'worker', ppid: 4200, startedMs: 1764170000123, slot: 1, nsPid: 7,
 };
 const bucket: Required<Bucket> = {
   tMs: 1764170001000, intervalMs: 1000, runqP50Us: 12, runqP99Us: 900, runqMaxUs: 4000, runqCount: 311,
@@ -31,9 +31,19 @@ const bucket: Required<Bucket> = {
   bioReadBytes: 4096, bioWriteBytes: 8192, bioOps: 3, gcPauses: 2, gcPauseNs: 4e6, gcMaxPauseNs: 3e6,
   threads: 4, gap: true, signalsReceived: 1, bioLatP99Us: 2048, bioLatMaxUs: 3100,
 };
+const containerInfo: Required<ContainerInfo> = {
+  runtime: 'cri-o', id: 'a'.repeat(64), name: 'k8s_web_shop-7d9f_prod', podUid: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0',
+  podName: 'shop-7d9f', podNamespace: 'prod', containerName: 'web', cgroupDriver: 'systemd', source: '/var/log/pods',
+};
+const cgroupPressure: Required<CgroupPressure> = {
+  path: '/kubepods.slice/x.scope', tMs: 1764170001000, cpuSomeAvg10: 12.5, memorySomeAvg10: 1.5, memoryFullAvg10: 0.5,
+  ioSomeAvg10: 0.25, ioFullAvg10: 0.125, cpuSomeTotalUs: 123456, memorySomeTotalUs: 2345, memoryFullTotalUs: 1234,
+  ioSomeTotalUs: 345, ioFullTotalUs: 45,
+};
 const service: Required<Service> = {
   id: 'gunicorn:8000', name: 'app:app', kind: 'gunicorn', masterPid: 4200, masterStartTicks: 99,
   ports: [8000, 8001], cgroup: '/system.slice/app.service', unit: 'app.service',
+  container: containerInfo, netNs: 4026532301, ownNetNs: true, pidNs: 4026532302, ownPidNs: true, pressure: cgroupPressure,
 };
 const serviceBucket: Required<ServiceBucket> = {
   serviceId: 'gunicorn:8000', tMs: 1764170001000, socketStates: { ESTABLISHED: 4, CLOSE_WAIT: 12 },
@@ -118,6 +128,7 @@ describe('schema and TypeScript types stay in step', () => {
     WorkerBucket: workerBucket, Delta: delta, Death: death, BundleReady: bundleReady, Lost: lost, History: history,
     Error: errorMessage, Subscribe: subscribe, Unsubscribe: unsubscribe, HistoryRequest: historyRequest,
     PyFrame: pyFrame, PyThread: pyThread, PyStackSample: pyStackSample, Sender: sender, StackSampling: stackSampling,
+    ContainerInfo: containerInfo, CgroupPressure: cgroupPressure,
   };
 
   test('every message of the .proto has a sample whose keys are exactly its fields', () => {

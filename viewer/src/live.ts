@@ -6,7 +6,7 @@
  */
 import {
   codec, workerKey, type Bucket, type Death, type Delta, type Hello, type History, type HostBucket,
-  type IncidentSummary, type Marker, type Service, type ServiceBucket, type ServerMessage, type Snapshot, type Worker,
+  type Identity, type IncidentSummary, type Marker, type Service, type ServiceBucket, type ServerMessage, type Snapshot, type Worker,
 } from './codec';
 import { TimeChart, markerColor, type ChartOptions, type ChartSpec } from './charts';
 import { Connection, type ConnState } from './connection';
@@ -15,6 +15,7 @@ import { fmtAgo, fmtBytes, fmtClock, fmtDuration, fmtNum, fmtUs, verdictLabel } 
 import { renderPostmortem, type PostmortemHandle } from './postmortem';
 import { decodeBundleBytes } from './codec';
 import { BACKLOG_CHART, deviceChart, HOST_CHART, socketChart, WORKERS_CHART, WORKER_CHARTS } from './specs';
+import { pidLabel, pidTitle, whereText } from '../../agent/container/label';
 
 /** Points kept per series when Hello does not say (window / interval). */
 const DEFAULT_MAX_POINTS = 600;
@@ -522,7 +523,7 @@ export class LiveApp {
         const id = w.identity!;
         return h('li', { class: `wk${key === this.selectedWorker && this.mode === 'live' ? ' sel' : ''}${w.state === 'alive' ? '' : ' dead'}`, 'data-worker': key, onclick: () => this.selectWorker(key) },
           h('span', { class: `dot ${w.state === 'alive' ? 'ok' : 'bad'}` }),
-          h('span', { class: 'mono' }, String(id.pid)),
+          h('span', { class: 'mono', title: pidTitle(id) }, pidLabel(id)),
           h('span', { class: 'muted small' }, id.role === 'master' ? 'master' : id.role === 'worker' ? `g${id.generation}` : id.role),
           h('span', { class: 'grow' }),
           w.lastVerdict && w.lastVerdict.kind !== 'unknown' || w.state === 'dead'
@@ -531,7 +532,8 @@ export class LiveApp {
       return h('div', { class: `svc${s.id === this.selectedService && this.mode === 'live' ? ' sel' : ''}`, 'data-service': s.id },
         h('div', { class: 'svc-head', onclick: () => this.selectService(s.id) },
           h('span', { class: `kind k-${s.kind}` }, s.kind),
-          h('span', { class: 'svc-name', title: s.name }, s.name.replace(/^\w+\s/, '')),
+          h('span', { class: 'svc-name', title: [s.name, whereText(s)].filter(Boolean).join(' — ') }, s.name.replace(/^\w+\s/, '')),
+          whereText(s) ? h('span', { class: 'muted small', 'data-testid': 'svc-where-short' }, whereText(s).split(' · ')[0]) : null,
           h('span', { class: 'muted small' }, `${alive.filter(([, w]) => w.identity?.role === 'worker').length}w`)),
         h('ul', { class: 'wk-list' }, rows),
         dead.length > DEAD_SHOWN_PER_SERVICE ? h('div', { class: 'muted small more' }, `+ ${dead.length - DEAD_SHOWN_PER_SERVICE} earlier deaths`) : null);
@@ -644,19 +646,23 @@ export class LiveApp {
     const last = rows[rows.length - 1];
     const ws = [...this.workers.values()].filter((w) => w.identity?.serviceId === svc.id);
     const deaths = ws.filter((w) => w.state === 'dead').length;
+    const master = ws.find((w) => w.identity?.role === 'master' && w.identity.pid === svc.masterPid);
     const cw = last?.socketStates.CLOSE_WAIT ?? 0;
     const stat = (label: string, value: string, tone = '') => h('div', { class: `stat ${tone}` }, h('div', { class: 'stat-v' }, value), h('div', { class: 'stat-l' }, label));
     replace(this.svcHeadEl,
       h('div', { class: 'svc-title' },
         h('span', { class: `kind k-${svc.kind}` }, svc.kind),
         h('h1', null, svc.name),
-        h('span', { class: 'muted' }, `master pid ${svc.masterPid}${svc.ports.length ? ` · ports ${svc.ports.join(', ')}` : ''}${svc.unit ? ` · ${svc.unit}` : ''}`)),
+        h('span', { class: 'muted' }, `master pid ${pidLabel(master?.identity ?? { pid: svc.masterPid } as Identity)}${svc.ports.length ? ` · ports ${svc.ports.join(', ')}` : ''}${svc.unit ? ` · ${svc.unit}` : ''}`),
+        whereText(svc) ? h('span', { class: 'muted', 'data-testid': 'svc-where' }, ` · ${whereText(svc)}`) : null),
       h('div', { class: 'stats' },
         stat('workers alive', String(ws.filter((w) => w.state === 'alive' && w.identity?.role === 'worker').length)),
         stat('deaths seen', String(deaths), deaths ? 'bad' : ''),
         stat('established', String(last?.socketStates.ESTABLISHED ?? 0)),
         stat('CLOSE_WAIT', String(cw), cw >= 10 ? 'bad' : cw ? 'warn' : ''),
-        stat('backlog', last ? `${last.backlogDepth}/${last.backlogMax || '?'}` : '–', last && last.backlogMax && last.backlogDepth >= 0.8 * last.backlogMax ? 'bad' : '')));
+        stat('backlog', last ? `${last.backlogDepth}/${last.backlogMax || '?'}` : '–', last && last.backlogMax && last.backlogDepth >= 0.8 * last.backlogMax ? 'bad' : ''),
+        svc.pressure ? stat(`cgroup PSI cpu·mem·io at ${fmtClock(svc.pressure.tMs)}`, `${svc.pressure.cpuSomeAvg10.toFixed(0)} · ${svc.pressure.memorySomeAvg10.toFixed(0)} · ${svc.pressure.ioSomeAvg10.toFixed(0)} %`,
+          Math.max(svc.pressure.cpuSomeAvg10, svc.pressure.memorySomeAvg10, svc.pressure.ioSomeAvg10) >= 20 ? 'warn' : '') : null));
   }
 
   private renderWorkerTable(): void {
@@ -676,7 +682,7 @@ export class LiveApp {
         const p99 = b?.runqP99Us ?? 0;
         return h('tr', { class: `${key === this.selectedWorker ? 'sel' : ''}${alive ? '' : ' dead'}`, 'data-worker': key, onclick: () => this.selectWorker(key) },
           h('td', null, h('span', { class: `dot ${alive ? 'ok' : 'bad'}` })),
-          h('td', { class: 'mono' }, String(id.pid)),
+          h('td', { class: 'mono', title: pidTitle(id) }, pidLabel(id)),
           h('td', null, id.role === 'worker' ? `worker g${id.generation}` : id.role),
           h('td', { class: 'num' }, alive ? fmtDuration(Date.now() - id.startedMs) : fmtAgo(w.diedMs)),
           h('td', { class: 'num' }, b && b.runqCount ? fmtUs(b.runqP50Us) : '–'),

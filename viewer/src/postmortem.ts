@@ -11,6 +11,7 @@ import { h } from './dom';
 import { renderWhy } from './postmortem-why';
 import { fmtBytes, fmtClock, fmtDateTime, fmtDuration, verdictLabel } from './format';
 import { BACKLOG_CHART, deviceChart, HOST_CHART, socketChart, WORKERS_CHART, WORKER_CHARTS } from './specs';
+import { nsPidOf, pidLabel, whereText } from '../../agent/container/label';
 
 export interface PostmortemOptions {
   /** Where the bundle came from, shown in the header. */
@@ -30,7 +31,7 @@ const roleName = (id?: Identity) => (id ? (id.role === 'master' ? 'master' : id.
 
 function procLabel(id: Identity | undefined, dead: boolean): string {
   if (!id) return '?';
-  return `${dead ? '✝ ' : ''}${id.pid} ${id.role === 'master' ? 'master' : `g${id.generation}`}`;
+  return `${dead ? '✝ ' : ''}${pidLabel(id)} ${id.role === 'master' ? 'master' : `g${id.generation}`}`;
 }
 
 /** Renders `bundle` into `root` (its content is replaced). */
@@ -74,8 +75,11 @@ export function renderPostmortem(root: HTMLElement, bundle: Bundle, opts: Postmo
     h('div', { class: 'pm-verdict-row' },
       h('span', { class: `verdict-badge big v-${kind}`, 'data-testid': 'verdict' }, verdictLabel(kind)),
       h('div', { class: 'pm-who' },
-        h('div', { class: 'pm-title' }, `${w?.comm || 'worker'} pid ${w?.pid ?? '?'}`, h('span', { class: 'muted' }, ` · ${roleName(w)}`),
+        h('div', { class: 'pm-title' }, `${w?.comm || 'worker'} pid ${w?.pid ?? '?'}`,
+          nsPidOf(w) !== undefined ? h('span', { class: 'muted', 'data-testid': 'ns-pid' }, ` (pid ${nsPidOf(w)} in its PID namespace)`) : null,
+          h('span', { class: 'muted' }, ` · ${roleName(w)}`),
           bundle.service ? h('span', { class: 'muted' }, ` · ${bundle.service.name}`) : null),
+        whereText(bundle.service) ? h('div', { class: 'muted small', 'data-testid': 'where' }, whereText(bundle.service)) : null,
         h('div', { class: 'muted small' }, `died ${fmtDateTime(deathMs)} · lived ${w?.startedMs ? fmtDuration(deathMs - w.startedMs) : '?'} · host ${bundle.host || '?'} · kernel ${bundle.kernel || '?'} · agent ${bundle.agentVersion || '?'}`))),
     h('p', { class: 'pm-summary', 'data-testid': 'summary' }, v?.summary || 'No summary was recorded.'),
     bundle.lostRecords > 0 ? h('div', { class: 'banner warn' }, `${bundle.lostRecords} kernel records were lost while this window was recorded: shaded intervals have gaps, and the verdict may lack evidence.`) : null);

@@ -8,7 +8,7 @@ import { createBundleStore, isValidBundleId, type BundleStore } from '../../stor
 import { bundleToJson, EXPORT_FORMATS, exporterFor } from '../../export';
 import { loadCodec } from '../../../proto/node';
 import { get, UsageError, type ParsedCommand } from '../args';
-import { formatBundle, formatIncidentLine } from '../format';
+import { formatBundle, formatIncidentLine, whereOf } from '../format';
 import { writeOut } from '../output';
 import { EXIT } from '../spec';
 
@@ -16,6 +16,15 @@ async function openReadOnly(p: ParsedCommand): Promise<BundleStore> {
   const store = createBundleStore({ dir: get.str(p, 'data-dir') ?? DEFAULTS.dataDir, readOnly: true });
   await store.ready();
   return store;
+}
+
+/** Where the incident's service ran (container, pod, network namespace), from its bundle; '' when unreadable. */
+async function whereOfIncident(store: BundleStore, id: string): Promise<string> {
+  try {
+    return whereOf((await store.read(id)).service);
+  } catch {
+    return ''; // removed or damaged since it was listed: the line still says what the index knows
+  }
 }
 
 function bundleId(p: ParsedCommand): string {
@@ -30,7 +39,7 @@ export async function list(p: ParsedCommand): Promise<number> {
     const incidents = await store.list();
     if (get.flag(p, 'json')) await writeOut(JSON.stringify(incidents, null, 2) + '\n');
     else if (!incidents.length) await writeOut(`no post-mortems yet in ${store.dir}\n`);
-    else for (const i of incidents) await writeOut(formatIncidentLine(i) + '\n');
+    else for (const i of incidents) await writeOut(formatIncidentLine(i, await whereOfIncident(store, i.id)) + '\n');
   } finally {
     await store.close();
   }
