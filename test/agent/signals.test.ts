@@ -5,7 +5,8 @@
  * signal with the test that proves it (some live in other files).
  *
  * Thresholds are lowered where the default needs more trouble than a test can
- * make in a few seconds on any machine (runqueue p99 50 ms, GC pause 100 ms):
+ * make in a few seconds on any machine (runqueue p99 50 ms, GC pause 100 ms), and
+ * markers repeat after 1 s instead of 10 (a busy machine's own tasks may be named first):
  * what is proven is that the signal reaches the marker, not the default value.
  */
 import * as fs from 'fs';
@@ -21,7 +22,7 @@ import { dropFromPort } from '../helpers/netns';
 import { useTestAgent } from '../helpers/agent';
 
 const PY = '/usr/bin/python3.11';
-const t = useTestAgent('signals', { slowWaitUs: 2_000, thresholds: { runqP99Us: 2_000, gcPauseMs: 5 } });
+const t = useTestAgent('signals', { slowWaitUs: 2_000, thresholds: { runqP99Us: 2_000, gcPauseMs: 5, markerCooldownS: 1 } });
 const { markers } = t;
 const cleanups: Array<() => Promise<void>> = [];
 
@@ -161,7 +162,7 @@ test("a lossy path: the service's retransmits counted in its buckets", async () 
   // The condition first: the kernel itself retransmitted on this path.
   await waitFor(() => kernelRetransSegs() > before, 15_000, 'the kernel to retransmit on the lossy path (RetransSegs in /proc/net/snmp)');
   await waitFor(() => serviceBuckets(serviceId).some((b) => b.retransmits > 0), 15_000,
-    `retransmits in a service bucket (the kernel counted ${kernelRetransSegs() - before} since the loss began)`);
+    'retransmits in a service bucket (the kernel retransmitted on the path)');
   await killGroup(reader);
   await killGroup(server);
 }, 60_000);
@@ -258,9 +259,10 @@ describe('a gunicorn in a CPU cgroup with a 20 % quota, under load', () => {
       const m = await markerOf('cpu-throttled', (x) => x.serviceId === serviceId, 30_000);
       expect(m.numbers.periods).toBeGreaterThan(0);
       expect(m.numbers.throttledMs).toBeGreaterThan(0);
-      const b = serviceBuckets(serviceId).filter((x) => x.nrThrottled > 0);
-      expect(b.length).toBeGreaterThan(0);
-      expect(b[b.length - 1].cpuThrottledUs).toBeGreaterThan(0);
+      // The kernel adds throttled time when a period ends: a bucket may count a
+      // throttled period whose time lands in the next one.
+      expect(serviceBuckets(serviceId).some((x) => x.nrThrottled > 0)).toBe(true);
+      await waitFor(() => serviceBuckets(serviceId).some((x) => x.cpuThrottledUs > 0), 10_000, 'throttled time in a service bucket');
     } finally {
       loading = false;
       await killGroup(master);

@@ -52,7 +52,9 @@ export function dropFromPort(port: number, n: number, ns?: TestNetns): PacketLos
   const table = `pm_loss_${process.pid}_${port}`;
   const nft = (...args: string[]) => execFileSync(ns ? 'ip' : 'nft', ns ? ['netns', 'exec', ns.name, 'nft', ...args] : args);
   nft('add', 'table', 'inet', table);
-  nft('add', 'chain', 'inet', table, 'out', '{ type filter hook output priority 0; }');
-  nft('add', 'rule', 'inet', table, 'out', 'tcp', 'sport', String(port), 'numgen', 'random', 'mod', String(n), '==', '0', 'drop');
+  // Dropped on arrival, not on the way out: a segment refused by the output hook is
+  // never sent, and TCP sends it again as new data, not as a retransmission.
+  nft('add', 'chain', 'inet', table, 'in', '{ type filter hook input priority 0; }');
+  nft('add', 'rule', 'inet', table, 'in', 'tcp', 'sport', String(port), 'numgen', 'random', 'mod', String(n), '==', '0', 'drop');
   return { remove: () => { nft('delete', 'table', 'inet', table); } };
 }

@@ -33,7 +33,7 @@ test(`demo fleet for ${MINUTES} min with floods and deaths: flat RSS, fds, links
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-fleet-'));
   const port = await freePort();
   const durationS = Math.round(MINUTES * 60) + 60;
-  const demo = start(process.execPath, [path.join(ROOT, 'dist', 'agent', 'demo.js'), '--duration', String(durationS), '--port', String(port), '--data-dir', dataDir],
+  const demo = start(process.execPath, [path.join(ROOT, 'dist', 'bench', 'demo', 'demo.js'), '--duration', String(durationS), '--port', String(port), '--data-dir', dataDir],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PREMORTEM_LOG: 'warn' } });
   const samples: Array<{ tS: number; rssMiB: number; fds: number; links: number }> = [];
   const timers: NodeJS.Timeout[] = [];
