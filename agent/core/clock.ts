@@ -20,12 +20,23 @@ export interface Clock {
 /** Nanoseconds per /proc clock tick: start ticks <-> the kernel's start_boottime. */
 export const NS_PER_TICK = 1e9 / CLK_TCK;
 
+/**
+ * How far the wall clock must move against the boot clock before records are
+ * placed by the new offset. Reading the two clocks is not atomic: followed at
+ * every tick, the jitter of the reading would put a worker's exit a millisecond
+ * before the signal that caused it.
+ */
+export const CLOCK_STEP_MS = 20;
+
 export function createClock(intervalMs: number, bootTimeNs: () => number): Clock {
-  let offsetMs = 0;
+  let offsetMs = Number.NaN;
   const clock: Clock = {
     intervalMs,
     bootMs: bootUnixMs(),
-    sync: () => { offsetMs = Date.now() - bootTimeNs() / 1e6; },
+    sync: () => {
+      const now = Date.now() - bootTimeNs() / 1e6;
+      if (!(Math.abs(now - offsetMs) < CLOCK_STEP_MS)) offsetMs = now;
+    },
     recMs: (tsNs) => Math.round(tsNs / 1e6 + offsetMs),
     intervalStart: (tMs) => Math.floor(tMs / intervalMs) * intervalMs,
   };
