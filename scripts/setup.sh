@@ -81,6 +81,8 @@ if [ ! -f "$ts_stamp" ] || [ -n "$(find agent bench viewer proto tsconfig.json -
   npx tsc -p tsconfig.json >&2 || fail "TypeScript compile"
   # The code shared with the viewer must use neither Node nor the DOM.
   npx tsc -p proto/tsconfig.json >&2 || fail "shared code in proto/ uses a Node or browser API"
+  # esbuild bundles the viewer without checking its types: tsc does.
+  npx tsc -p viewer/tsconfig.json --noEmit >&2 || fail "viewer TypeScript"
   if [ -f scripts/build-viewer.js ]; then node scripts/build-viewer.js >&2 || fail "viewer bundle"; fi
   touch "$ts_stamp"
 fi

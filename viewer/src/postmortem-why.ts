@@ -6,7 +6,7 @@
  * teardown) is listed after it. Pure rendering from a decoded Bundle: the live
  * viewer, a dropped file and the HTML export all come here.
  */
-import type { Bundle, PyFrame, PyStackSample, PyThread, Sender, Verdict } from '../../agent/proto';
+import type { Bundle, PyFrame, PyStackSample, PyThread, Sender, Verdict } from '../../proto/codec';
 import { h } from './dom';
 import { fmtClock } from './format';
 
