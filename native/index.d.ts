@@ -61,8 +61,10 @@ export interface TracerOptions {
 }
 
 export interface MapDump {
+  /** keySize / 4 words per key: a 64-bit key (tgid << 32 | fd) is two words, low first. */
   keys: Uint32Array;
-  /** `keys.length` values of `valueSize` bytes, per-CPU values summed. */
+  keySize: 4 | 8;
+  /** One value of `valueSize` bytes per key, per-CPU values summed. */
   values: ArrayBuffer;
   valueSize: number;
 }
@@ -97,7 +99,9 @@ export class Tracer {
   untrack(pid: number): boolean;
   mapLookup(probe: string, map: string, key: number): ArrayBuffer | null;
   mapUpdate(probe: string, map: string, key: number, value: ArrayBuffer): void;
-  mapDelete(probe: string, map: string, key: number): boolean;
+  /** A map with 64-bit keys takes a bigint (or a number below 2^53). */
+  mapDelete(probe: string, map: string, key: number | bigint): boolean;
+  /** Every entry (32- or 64-bit keys). */
   mapDump(probe: string, map: string): MapDump;
   stats(): TracerStats;
   /** Attaches a deferred USDT program to one binary (pid -1: every process). Returns a link id. */

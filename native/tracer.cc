@@ -71,7 +71,7 @@ bool SetRodata(bpf_object* obj, const std::string& var, uint64_t value, std::str
   return false;
 }
 
-bool ReadValue(int fd, uint32_t key, bool percpu, size_t value_size, std::vector<uint8_t>& out);
+bool ReadValue(int fd, const void* key, bool percpu, size_t value_size, std::vector<uint8_t>& out);
 
 Napi::Value Num(Napi::Env env, uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); }
 
@@ -323,7 +323,7 @@ void Tracer::CloseAll(bool deliver) {
   final_drops_.assign(PM_REC_MAX, 0);
   std::vector<uint8_t> v;
   for (uint32_t t = 0; t < PM_REC_MAX && drops_fd_ >= 0; t++)
-    if (ReadValue(drops_fd_, t, true, 8, v)) memcpy(&final_drops_[t], v.data(), 8);
+    if (ReadValue(drops_fd_, &t, true, 8, v)) memcpy(&final_drops_[t], v.data(), 8);
   for (uint32_t t = 0; t < PM_REC_MAX && reader_; t++) final_delivered_[t] = reader_->Delivered(t);
   reader_.reset();
   for (LoadedProbe& p : probes_) {
@@ -473,7 +473,7 @@ Napi::Value Tracer::Untrack(const Napi::CallbackInfo& info) {
 }
 
 int Tracer::MapFd(Napi::Env env, const Napi::Value& probe, const Napi::Value& map, bool* percpu,
-                  size_t* value_size) {
+                  size_t* value_size, size_t* key_size) {
   EnsureOpen(env);
   std::string pname = probe.ToString(), mname = map.ToString();
   for (const LoadedProbe& p : probes_) {
@@ -485,8 +485,10 @@ int Tracer::MapFd(Napi::Env env, const Napi::Value& probe, const Napi::Value& ma
     enum bpf_map_type t = bpf_map__type(m);
     *percpu = t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH;
     *value_size = bpf_map__value_size(m);
-    if (bpf_map__key_size(m) != 4)
+    size_t ks = bpf_map__key_size(m);
+    if (ks != 4 && (key_size == nullptr || ks != 8))
       throw MakeFailure(kErrMap, EINVAL, "map '" + mname + "' does not have 32-bit keys").ToError(env);
+    if (key_size) *key_size = ks;
     return bpf_map__fd(m);
   }
   throw MakeFailure(kErrUnknownProbe, EINVAL, "no probe '" + pname + "' in this tracer").ToError(env);
@@ -495,13 +497,13 @@ int Tracer::MapFd(Napi::Env env, const Napi::Value& probe, const Napi::Value& ma
 namespace {
 
 // Reads one value; per-CPU values are summed as u64 fields (all ours are).
-bool ReadValue(int fd, uint32_t key, bool percpu, size_t value_size, std::vector<uint8_t>& out) {
+bool ReadValue(int fd, const void* key, bool percpu, size_t value_size, std::vector<uint8_t>& out) {
   out.assign(value_size, 0);
-  if (!percpu) return bpf_map_lookup_elem(fd, &key, out.data()) == 0;
+  if (!percpu) return bpf_map_lookup_elem(fd, key, out.data()) == 0;
   int ncpu = libbpf_num_possible_cpus();
   size_t stride = (value_size + 7) & ~size_t(7);
   std::vector<uint8_t> all(stride * (ncpu > 0 ? ncpu : 1));
-  if (bpf_map_lookup_elem(fd, &key, all.data()) != 0) return false;
+  if (bpf_map_lookup_elem(fd, key, all.data()) != 0) return false;
   for (int c = 0; c < ncpu; c++)
     for (size_t off = 0; off + 8 <= value_size; off += 8) {
       uint64_t a, b;
@@ -522,7 +524,7 @@ Napi::Value Tracer::MapLookup(const Napi::CallbackInfo& info) {
   int fd = MapFd(env, info[0], info[1], &percpu, &vsize);
   uint32_t key = info[2].As<Napi::Number>().Uint32Value();
   std::vector<uint8_t> value;
-  if (!ReadValue(fd, key, percpu, vsize, value)) return env.Null();
+  if (!ReadValue(fd, &key, percpu, vsize, value)) return env.Null();
   Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, value.size());
   memcpy(ab.Data(), value.data(), value.size());
   return ab;
@@ -542,42 +544,49 @@ Napi::Value Tracer::MapUpdate(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// 64-bit keys (a map keyed by tgid << 32 | fd) come as a BigInt or a Number.
 Napi::Value Tracer::MapDelete(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool percpu;
-  size_t vsize;
-  int fd = MapFd(env, info[0], info[1], &percpu, &vsize);
+  size_t vsize, ksize;
+  int fd = MapFd(env, info[0], info[1], &percpu, &vsize, &ksize);
+  if (ksize == 8) {
+    uint64_t key = ToU64(info[2]);
+    return Napi::Boolean::New(env, bpf_map_delete_elem(fd, &key) == 0);
+  }
   uint32_t key = info[2].As<Napi::Number>().Uint32Value();
   return Napi::Boolean::New(env, bpf_map_delete_elem(fd, &key) == 0);
 }
 
+// Keys come back as 32-bit words, keySize / 4 per key (a 64-bit key: low word first).
 Napi::Value Tracer::MapDump(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool percpu;
-  size_t vsize;
-  int fd = MapFd(env, info[0], info[1], &percpu, &vsize);
-  std::vector<uint32_t> keys;
-  uint32_t key, next;
-  uint32_t* prev = nullptr;
-  while (keys.size() < (1u << 20) && bpf_map_get_next_key(fd, prev, &next) == 0) {
-    keys.push_back(next);
+  size_t vsize, ksize;
+  int fd = MapFd(env, info[0], info[1], &percpu, &vsize, &ksize);
+  std::vector<uint8_t> keys;
+  std::vector<uint8_t> key(ksize), next(ksize);
+  const void* prev = nullptr;
+  while (keys.size() / ksize < (1u << 20) && bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+    keys.insert(keys.end(), next.begin(), next.end());
     key = next;
-    prev = &key;
+    prev = key.data();
   }
   std::vector<uint8_t> values;
-  std::vector<uint32_t> found;
+  std::vector<uint8_t> found;
   std::vector<uint8_t> v;
-  for (uint32_t k : keys)
-    if (ReadValue(fd, k, percpu, vsize, v)) {  // a key deleted meanwhile is skipped
-      found.push_back(k);
+  for (size_t off = 0; off < keys.size(); off += ksize)
+    if (ReadValue(fd, keys.data() + off, percpu, vsize, v)) {  // a key deleted meanwhile is skipped
+      found.insert(found.end(), keys.begin() + off, keys.begin() + off + ksize);
       values.insert(values.end(), v.begin(), v.end());
     }
   Napi::Object o = Napi::Object::New(env);
-  Napi::ArrayBuffer kab = Napi::ArrayBuffer::New(env, found.size() * 4);
-  if (!found.empty()) memcpy(kab.Data(), found.data(), found.size() * 4);
+  Napi::ArrayBuffer kab = Napi::ArrayBuffer::New(env, found.size());
+  if (!found.empty()) memcpy(kab.Data(), found.data(), found.size());
   Napi::ArrayBuffer vab = Napi::ArrayBuffer::New(env, values.size());
   if (!values.empty()) memcpy(vab.Data(), values.data(), values.size());
-  o.Set("keys", Napi::Uint32Array::New(env, found.size(), kab, 0));
+  o.Set("keys", Napi::Uint32Array::New(env, found.size() / 4, kab, 0));
+  o.Set("keySize", Num(env, ksize));
   o.Set("values", vab);
   o.Set("valueSize", Num(env, vsize));
   return o;
@@ -592,7 +601,7 @@ Napi::Value Tracer::Stats(const Napi::CallbackInfo& info) {
   for (uint32_t t = 0; t < PM_REC_MAX; t++) {
     delivered.Set(t, Num(env, reader_ ? reader_->Delivered(t) : final_delivered_[t]));
     uint64_t d = t < final_drops_.size() ? final_drops_[t] : 0;  // counts as they were at close
-    if (drops_fd_ >= 0 && ReadValue(drops_fd_, t, true, 8, v)) memcpy(&d, v.data(), 8);
+    if (drops_fd_ >= 0 && ReadValue(drops_fd_, &t, true, 8, v)) memcpy(&d, v.data(), 8);
     dropped.Set(t, Num(env, d));
   }
   o.Set("delivered", delivered);

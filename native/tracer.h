@@ -62,8 +62,9 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   Napi::Value Resume(const Napi::CallbackInfo& info);
 
   void LoadProbe(Napi::Env env, const std::string& name, const Napi::Object& options);
+  // key_size: null = the map must have 32-bit keys; else 32- or 64-bit keys, size returned.
   int MapFd(Napi::Env env, const Napi::Value& probe, const Napi::Value& map,
-            bool* percpu, size_t* value_size);
+            bool* percpu, size_t* value_size, size_t* key_size = nullptr);
   void DeliverQueued(Napi::Env env, size_t max_batches);
   void CloseAll(bool deliver);
   void EnsureOpen(Napi::Env env);
