@@ -19,12 +19,14 @@ import { createErrorCounter, ErrorCounter } from './core/errors';
 import { createLossLedger, LossLedger } from './core/loss';
 import { createMarkerBoard, MarkerBoard } from './core/markers';
 import { createJudge, Judge } from './deaths/judge';
+import { createWhy, type Why } from './deaths/why-facts';
+import type { WhyFacts } from './deaths/why-text';
 import type { AgentEvents } from './events';
 import { probeFeatures } from './features';
 import { createIngest } from './ingest/context';
 import { log as defaultLog, Logger } from './log';
 import { loadAddon, Tracer } from './native';
-import { allHandlers } from './probes';
+import { allHandlers, PROBES } from './probes';
 import { TcpWatcher } from './probes/tcp';
 import type { Feature, Snapshot } from './proto';
 import { createPythonGc, PythonGc } from './python/gc';
@@ -62,6 +64,8 @@ export interface Agent extends EventEmitter<AgentEvents> {
   health(): AgentHealth;
   /** A worker's buckets and markers between two times; also its service's and the host's when asked. */
   history(workerKey: string, fromMs: number, toMs: number, also?: { serviceId?: string; host?: boolean }): HistoryAnswer;
+  /** Where a live worker's last window went and the requests it has in flight; null: no such worker. */
+  why(workerKey: string): WhyFacts | null;
   /** Tracks one process now (explicit --pid). */
   trackPid(pid: number): boolean;
   /** The native tracer once started (tools and tests that drive probe maps, e.g. flood_cfg). */
@@ -88,6 +92,7 @@ interface Running {
   ticker: Ticker;
   pythonGc: PythonGc;
   probeFeatures: Feature[];
+  why: Why;
 }
 
 class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
@@ -133,7 +138,8 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
       topology: () => this.emit('topology'),
     });
     const workerSampler = createWorkerSampler(tracer, loaded, o, clock, this.loss, this.markers);
-    const judge = createJudge({
+    const why = createWhy({ options: o, clock, tracer, loaded, registry, threads: workerSampler.threads });
+    const judge = createJudge({ why,
       options: o, agentVersion: AGENT_VERSION, clock, tracer, registry, host: this.host, loss: this.loss, markers: this.markers,
       sampler: workerSampler, store: this.store, log: this.log, errors: this.errors,
       emit: {
@@ -153,7 +159,7 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
       samplers: { worker: workerSampler, service: createServiceSampler(o, clock, registry, tcp, this.loss, this.errors), host: createHostSampler(tracer, loaded, this.errors) },
       emit: { tick: (t) => this.emit('tick', t), lost: (l) => this.emit('lost', l) },
     });
-    this.running = { clock, tracer, registry, watch, judge, ticker, pythonGc, probeFeatures: features };
+    this.running = { clock, tracer, registry, watch, judge, ticker, pythonGc, probeFeatures: features, why };
     watch.start();
     ticker.start();
     this.log.info('agent started', { probes: [...loaded].join(','), intervalMs: o.intervalMs, windowMs: o.windowMs });
@@ -161,15 +167,18 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
 
   private openTracer(onRecords: (batch: ArrayBuffer) => void): Tracer {
     const o = this.options;
-    const wants = (probe: string) => o.probes === undefined || o.probes.includes(probe);
+    const wants = (probe: string) => (o.probes === undefined || o.probes.includes(probe)) && (probe !== 'requests' || o.requests);
+    // --no-requests: the requests probe is not loaded at all.
+    const probes = o.requests ? o.probes : (o.probes ?? PROBES.map((p) => p.name).filter((n) => n !== 'flood')).filter((n) => n !== 'requests');
     return new (loadAddon().Tracer)({
-      probes: o.probes,
+      probes,
       ringBufferBytes: o.ringBufferBytes,
       disablePrograms: o.disablePrograms,
       rodata: {
         runqlat: { targ_min_us: o.slowWaitUs },
         ...(wants('disk') ? { disk: { targ_slow_us: o.slowBioUs } } : {}),
         ...(wants('pygc') ? { pygc: { targ_gc_min_us: o.gcRecordUs } } : {}),
+        ...(wants('requests') ? { requests: { targ_keep_query: o.requestQuery ? 1 : 0 } } : {}),
       },
       onRecords,
     });
@@ -223,6 +232,12 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
 
   features(): Feature[] {
     return this.running ? [...this.running.probeFeatures, ...this.running.pythonGc.features()] : [];
+  }
+
+  why(key: string): WhyFacts | null {
+    const r = this.running;
+    const w = r?.registry.workers.get(key);
+    return r && w?.alive ? r.why.live(w, Date.now()) : null;
   }
 
   trackPid(pid: number): boolean {

@@ -68,6 +68,10 @@ export interface AgentOptions {
   disablePrograms: string[];
   /** How long after an exit the agent waits for trailing records before judging (ms). */
   deathSettleMs: number;
+  /** Capture the HTTP requests workers have in flight (the requests probe); false: --no-requests. */
+  requests: boolean;
+  /** Keep the query string of captured request lines (dropped in the kernel by default). */
+  requestQuery: boolean;
   thresholds: Thresholds;
 }
 
@@ -108,6 +112,8 @@ export const DEFAULTS: AgentOptions = {
   gcRecordUs: 10_000,
   disablePrograms: [],
   deathSettleMs: 150,
+  requests: true,
+  requestQuery: false,
   thresholds: DEFAULT_THRESHOLDS,
 };
 

@@ -9,6 +9,7 @@ import {
   type Verdict, type Evidence, type CgroupLimits, type WorkerTimeline, type IncidentSummary,
   type Worker, type Snapshot, type Feature, type WorkerBucket, type Lost, type BundleReady,
   type Subscribe, type Unsubscribe, type HistoryRequest, type ProtoErrorMessage, type PyFrame, type PyThread, type PyStackSample,
+  type TimeShares, type ThreadTime, type TimeBreakdown, type RequestInFlight,
 } from '../agent/proto';
 import { loadCodec } from '../agent/proto-node';
 
@@ -29,6 +30,8 @@ const bucket: Required<Bucket> = {
   cgroupUsageBytes: 300 * 2 ** 20, cgroupLimitBytes: 512 * 2 ** 20, dstateNs: 5e6, dstateMaxNs: 3e6,
   bioReadBytes: 4096, bioWriteBytes: 8192, bioOps: 3, gcPauses: 2, gcPauseNs: 4e6, gcMaxPauseNs: 3e6,
   threads: 4, gap: true, signalsReceived: 1, bioLatP99Us: 2048, bioLatMaxUs: 3100,
+  onCpuNs: 250e6, runqWaitNs: 40e6, throttledNs: 10e6, blockedIoNs: 300e6, faultWaitNs: 20e6, sleepNetNs: 3e9,
+  sleepLockNs: 100e6, sleepTimerNs: 1e6, sleepOtherNs: 2e6, blockedSyscall: 1,
 };
 const service: Required<Service> = {
   id: 'gunicorn:8000', name: 'app:app', kind: 'gunicorn', masterPid: 4200, masterStartTicks: 99,
@@ -55,11 +58,26 @@ const marker: Required<Marker> = {
   details: { cgroup: '/test.slice' },
 };
 const evidence: Required<Evidence> = { what: 'cgroup memory.max', value: '512 MiB', tMs: 1764170002000, number: 512 * 2 ** 20, unit: 'bytes' };
+const timeShares: Required<TimeShares> = {
+  onCpuNs: 1.1e9, runqWaitNs: 0.4e9, throttledNs: 0, blockedIoNs: 27.9e9, faultWaitNs: 0.2e9, sleepNetNs: 0.3e9,
+  sleepLockNs: 0, sleepTimerNs: 0, sleepOtherNs: 0.1e9,
+};
+const threadTime: Required<ThreadTime> = { tid: 4242, name: 'gunicorn: worke', isMain: true, time: timeShares };
+const timeBreakdown: Required<TimeBreakdown> = {
+  windowMs: 30000, endMs: 1764170003000, windowSource: 'gunicorn --timeout 30', total: timeShares, threads: 1, gcNs: 5e6,
+  majorFaults: 12, blockedSyscall: 'read', blockedDevice: 'vda', bioOps: 212, bioLatMaxUs: 1.9e6, bioReadBytes: 868352,
+  bioWriteBytes: 0, threadTimes: [threadTime], scaled: false,
+};
+const requestInFlight: Required<RequestInFlight> = {
+  method: 'GET', path: '/report', protocol: 'HTTP/1.1', startedMs: 1764169971800, ageMs: 31200, tid: 4242, fd: 9,
+  truncated: false, queryDropped: true,
+};
 const verdict: Required<Verdict> = {
   kind: 'oom-killed', exitCode: 0, signal: 9, coreDumped: false, senderPid: 0, senderComm: '', oomScope: 'cgroup',
   cgroupPath: '/test.slice', limitBytes: 512 * 2 ** 20, usageBytes: 512 * 2 ** 20 - 4096,
   summary: 'RSS rose from 180 MiB to 512 MiB in 40 s; the kernel OOM-killed pid 4242', evidence: [evidence],
   tMs: 1764170003000, signalName: 'SIGKILL', failure: true,
+  timeBreakdown, requestsInFlight: [requestInFlight], requestsNote: '',
 };
 const timeline: Required<WorkerTimeline> = { identity, buckets: [bucket, { ...bucket, tMs: bucket.tMs + 1000 }] };
 const cgroupLimits: Required<CgroupLimits> = {
@@ -108,6 +126,7 @@ describe('schema and TypeScript types stay in step', () => {
     WorkerBucket: workerBucket, Delta: delta, Death: death, BundleReady: bundleReady, Lost: lost, History: history,
     Error: errorMessage, Subscribe: subscribe, Unsubscribe: unsubscribe, HistoryRequest: historyRequest,
     PyFrame: pyFrame, PyThread: pyThread, PyStackSample: pyStackSample,
+    TimeShares: timeShares, ThreadTime: threadTime, TimeBreakdown: timeBreakdown, RequestInFlight: requestInFlight,
   };
 
   test('every message of the .proto has a sample whose keys are exactly its fields', () => {

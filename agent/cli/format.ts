@@ -1,6 +1,7 @@
 /** Text renderings of post-mortems for the terminal (`list`, `show`). */
 import type { Bundle, IncidentSummary } from '../proto';
 import { formatBytes } from '../deaths/verdict';
+import { formatWhy } from './why';
 
 function sparkline(values: number[]): string {
   const ticks = '▁▂▃▄▅▆▇█';
@@ -25,6 +26,7 @@ export function formatBundle(b: Bundle): string {
     `summary   ${v.summary}`,
     'evidence',
     ...v.evidence.map((e) => `  - ${e.what}: ${e.value}${e.tMs ? ` at ${new Date(e.tMs).toISOString().slice(11, 23)}` : ''}`),
+    ...formatWhy(v),
     `window    ${Math.round((b.windowEndMs - b.windowStartMs) / 1000)} s, ${b.timelines.length} timelines, ${b.markers.length} markers, ${b.lostRecords} records lost`,
     `last ${last.length} s:`,
     `  rss        ${sparkline(last.map((x) => x.rssBytes))}  ${formatBytes(last.at(-1)?.rssBytes ?? 0)}`,

@@ -22,6 +22,7 @@ import { makeBundleId } from '../store';
 import type { HostTimeline } from '../timeline';
 import { buildBundle, TimelineSource } from './bundle';
 import { decideVerdict } from './verdict';
+import type { Why } from './why-facts';
 
 export interface JudgeDeps {
   options: AgentOptions;
@@ -33,6 +34,8 @@ export interface JudgeDeps {
   loss: LossLedger;
   markers: MarkerBoard;
   sampler: WorkerSampler;
+  /** Where the last seconds went, the requests in flight (absent: not gathered). */
+  why?: Why;
   store?: BundleStore;
   log: Logger;
   errors: ErrorCounter;
@@ -95,6 +98,7 @@ export function createJudge(d: JudgeDeps): Judge {
       masterComm: master?.identity.comm,
       rss: w.timeline.series('rssBytes').map(([t, v], i, a) => [i === a.length - 1 ? deathMs : t + d.options.intervalMs, v]),
       lostRecords: d.loss.between(deathMs - d.options.bundleWindowMs, deathMs),
+      why: d.why?.atDeath(w, deathMs),
     });
   };
 

@@ -5,6 +5,7 @@
  * `unknown` and says what is missing — never a guess presented as fact.
  */
 import type { Evidence, OomScope, Verdict, VerdictKind } from '../proto';
+import { withWhy, type WhyFacts } from './why-text';
 
 export const SIGNAL_NAMES: Record<number, string> = {
   1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE',
@@ -70,6 +71,8 @@ export interface DeathFacts {
   rss?: Array<[number, number]>;
   /** Records lost while the worker was tracked: lowers certainty of "not seen". */
   lostRecords?: number;
+  /** Where its last seconds went and the requests it was serving (why-text.ts): cited in the summary. */
+  why?: WhyFacts;
 }
 
 export function formatBytes(n: number): string {
@@ -161,6 +164,11 @@ function sender(s: SignalFacts): string {
 
 /** Decides the verdict of one worker death. Pure: same facts, same verdict. */
 export function decideVerdict(f: DeathFacts): Verdict {
+  return withWhy(decideCause(f), f.why);
+}
+
+/** What killed it, from the exit, signal and OOM facts. */
+function decideCause(f: DeathFacts): Verdict {
   const { exit } = f;
   if (f.oom) return oomKilled(f, f.oom);
   if (f.exitSeen === false) return vanished(f);

@@ -30,14 +30,19 @@ export function decodeTimeAcct(dv: DataView, offset: number): TimeAcct {
 export interface ThreadTime {
   tid: number;
   tgid: number;
+  /** The class it is in since sinceNs (CLOCK_MONOTONIC ns), not yet in `time`. */
   state: number;
+  sinceNs: number;
   time: TimeAcct;
 }
 
 export function decodeThreadTime(tid: number, buf: ArrayBuffer, offset = 0): ThreadTime {
   const dv = new DataView(buf, offset, THREAD_TIME.size);
   const o = THREAD_TIME.offsets;
-  return { tid, tgid: dv.getUint32(o.tgid, true), state: dv.getUint16(o.state, true), time: decodeTimeAcct(dv, o.time) };
+  return {
+    tid, tgid: dv.getUint32(o.tgid, true), state: dv.getUint16(o.state, true), sinceNs: u64(dv, o.since_ns),
+    time: decodeTimeAcct(dv, o.time),
+  };
 }
 
 /** The entries of these threads that belong to `tgid` (a thread gone from the map is left out). */
