@@ -64,8 +64,11 @@ export interface Agent extends EventEmitter<AgentEvents> {
   health(): AgentHealth;
   /** A worker's buckets and markers between two times; also its service's and the host's when asked. */
   history(workerKey: string, fromMs: number, toMs: number, also?: { serviceId?: string; host?: boolean }): HistoryAnswer;
-  /** Where a live worker's last window went and the requests it has in flight; null: no such worker. */
-  why(workerKey: string): WhyFacts | null;
+  /**
+   * Where a live worker's last window went (default: its server's timeout) and the requests it
+   * has in flight; null: no such live worker.
+   */
+  why(workerKey: string, windowMs?: number): WhyFacts | null;
   /** Tracks one process now (explicit --pid). */
   trackPid(pid: number): boolean;
   /** The native tracer once started (tools and tests that drive probe maps, e.g. flood_cfg). */
@@ -231,13 +234,15 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
   }
 
   features(): Feature[] {
-    return this.running ? [...this.running.probeFeatures, ...this.running.pythonGc.features()] : [];
+    if (!this.running) return [];
+    const off: Feature[] = this.options.requests ? [] : [{ name: 'requests', enabled: false, reason: 'off (--no-requests)' }];
+    return [...this.running.probeFeatures, ...off, ...this.running.pythonGc.features()];
   }
 
-  why(key: string): WhyFacts | null {
+  why(key: string, windowMs?: number): WhyFacts | null {
     const r = this.running;
     const w = r?.registry.workers.get(key);
-    return r && w?.alive ? r.why.live(w, Date.now()) : null;
+    return r && w?.alive ? r.why.live(w, Date.now(), windowMs) : null;
   }
 
   trackPid(pid: number): boolean {

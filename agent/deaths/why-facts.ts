@@ -35,7 +35,7 @@ export interface Why {
   /** The facts of a death at `deathMs`; frees the dead worker's per-request and per-thread kernel entries. */
   atDeath(w: WorkerState, deathMs: number): WhyFacts;
   /** The same for a live worker, over the window that ends now (states still under way included). */
-  live(w: WorkerState, nowMs: number): WhyFacts;
+  live(w: WorkerState, nowMs: number, windowMs?: number): WhyFacts;
 }
 
 /** Services whose window is remembered (they are few; the bound guards against churn). */
@@ -93,8 +93,8 @@ export function createWhy(d: WhyDeps): Why {
     return w.markers.between(toMs - d.options.bundleWindowMs, toMs + 1).reverse().find((m) => m.kind === 'slow-io')?.details.device;
   };
 
-  const breakdown = (w: WorkerState, toMs: number): TimeBreakdown => {
-    const win = windowOf(w);
+  const breakdown = (w: WorkerState, toMs: number, windowMs?: number): TimeBreakdown => {
+    const win = windowMs ? { ms: Math.min(windowMs, d.options.windowMs), source: 'asked for' } : windowOf(w);
     const interval = d.options.intervalMs;
     const buckets = w.timeline.buckets(toMs - win.ms - interval, toMs + interval);
     // A worker tracked for less than the window is explained over the time it was watched.
@@ -158,10 +158,10 @@ export function createWhy(d: WhyDeps): Why {
       }
       return facts;
     },
-    live(w, nowMs) {
+    live(w, nowMs, windowMs) {
       const facts: WhyFacts = {};
       if (d.loaded.has('runqlat')) {
-        facts.time = breakdown(w, nowMs);
+        facts.time = breakdown(w, nowMs, windowMs);
         addUnderWay(w, facts.time);
       }
       return Object.assign(facts, requests(w, nowMs, false));

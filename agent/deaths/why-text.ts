@@ -92,8 +92,8 @@ function evidence(what: string, value: string, tMs: number, number = 0, unit = '
 export function withWhy(v: Verdict, why: WhyFacts | undefined): Verdict {
   if (!why) return v;
   if (why.time) v.timeBreakdown = why.time;
-  if (why.requests) v.requestsInFlight = why.requests;
-  if (why.requestsNote) v.requestsNote = why.requestsNote;
+  v.requestsInFlight = why.requests ?? [];
+  v.requestsNote = why.requestsNote ?? '';
   const time = why.time && describeTime(why.time);
   const reqs = why.requests && describeRequests(why.requests);
   if (time) v.evidence.push(evidence(`last ${seconds(why.time!.windowMs * 1e6)}`, time.replace(/^Of its last [^,]+, /, '').replace(/\.$/, ''), why.time!.endMs));
