@@ -216,6 +216,24 @@ describe('round trips', () => {
     expect(viewerCodec.decodeServerMessage(bytes).delta).toEqual(delta);
   });
 
+  test('bundles written before the time breakdown and requests in flight still open, and older readers skip them', () => {
+    const before = createCodec(fs.readFileSync(path.join(__dirname, 'fixtures', 'premortem-before-issue15.proto'), 'utf8'));
+    const { timeBreakdown: _t, requestsInFlight: _r, requestsNote: _n, ...oldVerdict } = verdict;
+    const oldBucket = Object.fromEntries(Object.entries(bucket).filter(([k]) => !/Ns$|blockedSyscall/.test(k) || ['dstateNs', 'dstateMaxNs', 'gcPauseNs', 'gcMaxPauseNs'].includes(k)));
+    const old = before.encodeBundle({ ...bundle, verdict: oldVerdict, timelines: [{ identity, buckets: [oldBucket] }] });
+    const back = codec.decodeBundle(old);
+    expect(back.verdict!.timeBreakdown).toBeUndefined();
+    expect(back.verdict!.requestsInFlight).toEqual([]);
+    expect(back.verdict!.requestsNote).toBe('');
+    expect(back.verdict!.summary).toBe(verdict.summary);
+    expect(back.timelines[0].buckets[0]).toMatchObject({ onCpuNs: 0, blockedIoNs: 0, blockedSyscall: 0, cpuMs: bucket.cpuMs });
+    // An older reader opens a new bundle: the new fields are skipped, the rest intact.
+    const seen = before.decodeBundle(codec.encodeBundle(bundle));
+    expect(seen.verdict!.summary).toBe(verdict.summary);
+    expect(seen.timelines[0].buckets[0].rssBytes).toBe(bucket.rssBytes);
+    expect((seen.verdict as unknown as Record<string, unknown>).timeBreakdown).toBeUndefined();
+  });
+
   test('non-integer numbers for integer fields are rounded', () => {
     const back = codec.decode<Bucket>('Bucket', codec.encode('Bucket', { cpuMs: 2.6, rssSlopeBytesPerS: 2.5 }));
     expect(back.cpuMs).toBe(3);

@@ -1,6 +1,6 @@
 /** `premortem show`: where the worker's last seconds went and the requests it was serving. */
 import type { RequestInFlight, TimeBreakdown, TimeShares, Verdict } from '../proto';
-import { seconds } from '../deaths/why-text';
+import { seconds, span } from '../deaths/why-text';
 import { busyNs, SHARE_KEYS, type ShareKey } from '../deaths/why-time';
 
 const NAMES: Record<ShareKey, string> = {
@@ -39,7 +39,7 @@ export function formatTimeBreakdown(t: TimeBreakdown): string[] {
   const s = t.total;
   if (!s) return [];
   const total = SHARE_KEYS.reduce((n, k) => n + s[k], 0);
-  const out = [`last ${seconds(t.windowMs * 1e6)} (${t.windowSource || 'default'})${t.threads > 1 ? `, ${t.threads} threads (thread time)` : ''}${t.scaled ? ', cut to fit the window' : ''}`];
+  const out = [`last ${span(t.windowMs)} (${t.windowSource || 'default'})${t.threads > 1 ? `, ${t.threads} threads (thread time)` : ''}${t.scaled ? ', cut to fit the window' : ''}`];
   for (const k of SHARE_KEYS) {
     if (s[k] < 1e6) continue;
     out.push(`  ${NAMES[k].padEnd(22)} ${seconds(s[k]).padStart(8)}  ${bar(s[k], total)}${detail(k, t)}`);

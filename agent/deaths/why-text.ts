@@ -30,6 +30,11 @@ export function seconds(ns: number): string {
   return s >= 100 ? `${Math.round(s)} s` : `${s.toFixed(1)} s`;
 }
 
+/** A window length: "30 s" when whole, "12.5 s" otherwise. */
+export function span(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : seconds(ms * 1e6);
+}
+
 function diskDetails(t: TimeBreakdown): string {
   const parts: string[] = [];
   if (t.blockedDevice) parts.push(t.blockedDevice);
@@ -44,7 +49,7 @@ const LABELS: Record<ShareKey, (t: TimeBreakdown) => string> = {
   onCpuNs: () => 'on CPU',
   runqWaitNs: () => 'waiting for a CPU',
   throttledNs: () => "throttled by its cgroup's CPU quota",
-  blockedIoNs: (t) => `${t.bioOps || t.blockedDevice ? 'blocked on disk I/O' : 'blocked in uninterruptible sleep (D state)'}${diskDetails(t)}`,
+  blockedIoNs: (t) => `${t.bioOps || t.blockedDevice ? 'blocked on disk I/O' : 'blocked in uninterruptible sleep'}${diskDetails(t)}`,
   faultWaitNs: (t) => `servicing page faults${t.majorFaults ? ` (${t.majorFaults} major)` : ''}`,
   sleepNetNs: () => 'waiting on sockets or poll (idle included)',
   sleepLockNs: () => 'waiting on locks (futex, the GIL)',
@@ -69,7 +74,7 @@ export function describeTime(t: TimeBreakdown): string | undefined {
   const across = threads > 1 ? `, across its ${threads} threads` : '';
   // GC pauses overlap the classes (mostly on CPU): said apart.
   const gc = t.gcNs >= MIN_CITED_NS ? `; ${seconds(t.gcNs)} in GC pauses` : '';
-  return `Of its last ${seconds(t.windowMs * 1e6)}${across}, ${cited.map(([k, ns]) => `${seconds(ns)} ${LABELS[k](t)}`).join(', ')}${gc}.`;
+  return `Of its last ${span(t.windowMs)}${across}, ${cited.map(([k, ns]) => `${seconds(ns)} ${LABELS[k](t)}`).join(', ')}${gc}.`;
 }
 
 const requestName = (r: RequestInFlight) => `${r.method} ${r.path || '?'}`;
@@ -96,7 +101,7 @@ export function withWhy(v: Verdict, why: WhyFacts | undefined): Verdict {
   v.requestsNote = why.requestsNote ?? '';
   const time = why.time && describeTime(why.time);
   const reqs = why.requests && describeRequests(why.requests);
-  if (time) v.evidence.push(evidence(`last ${seconds(why.time!.windowMs * 1e6)}`, time.replace(/^Of its last [^,]+, /, '').replace(/\.$/, ''), why.time!.endMs));
+  if (time) v.evidence.push(evidence(`last ${span(why.time!.windowMs)}`, time.replace(/^Of its last [^,]+, /, '').replace(/\.$/, ''), why.time!.endMs));
   for (const r of (why.requests ?? []).slice(0, MAX_NAMED))
     v.evidence.push(evidence('request in flight', `${requestName(r)} for ${seconds(r.ageMs * 1e6)}`, r.startedMs, r.ageMs, 'ms'));
   if (v.failure) v.summary = [v.summary, time, reqs].filter(Boolean).join(' ');
