@@ -12,7 +12,10 @@ import { createAgent, Agent } from '../agent/agent';
 import { createLogger } from '../agent/log';
 import type { Death } from '../agent/proto';
 import { createBundleStore, BundleStore } from '../agent/store';
+import { pathToFileURL } from 'url';
+import { chromium } from 'playwright-core';
 import { formatBundle } from '../agent/cli/format';
+import { exportBundle } from '../agent/export-html';
 import { killGroup, stopAll, waitFor } from './helpers/procs';
 import { appDir, AppDir, freePort, get, gunicorn, ready, workersOf } from './helpers/services';
 import { createSlowDisk, SlowDisk } from './helpers/slow-disk';
@@ -115,4 +118,25 @@ test('a sync worker blocked on slow disk reads past --timeout: its last seconds 
   expect(text).toMatch(new RegExp(`blocked \\(D state\\)\\s+\\d+\\.\\d s .*${disk.name}`));
   expect(text).toMatch(/requests in flight \(1\)\n\s+GET \/report \(query dropped\)\s+HTTP\/1\.1/);
   await killGroup(master);
+
+  // The post-mortem page (here the self-contained HTML export, offline in a real browser) shows both.
+  const file = path.join(dataDir, 'report.html');
+  fs.writeFileSync(file, exportBundle(bundle));
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(pathToFileURL(file).toString());
+    await page.waitForSelector('[data-testid="why-time"]', { timeout: 15_000 });
+    const blocked = await page.textContent('[data-testid="why-time"] tr[data-class="blockedIoNs"]');
+    expect(blocked).toMatch(new RegExp(`blocked \\(D state\\)\\d+\\.\\d s\\d+ %${disk.name}, \\d+ block requests`));
+    expect(Number(await page.getAttribute('[data-testid="why-bar"] [data-class="blockedIoNs"]', 'style').then((st) => /width:([\d.]+)%/.exec(st ?? '')?.[1]))).toBeGreaterThan(50);
+    expect(await page.textContent('[data-testid="request"]')).toMatch(/^GET \/reportHTTP\/1\.1 · query droppedrunning \d+\.\d s/);
+    fs.mkdirSync(path.join(__dirname, 'artifacts'), { recursive: true });
+    await page.screenshot({ path: path.join(__dirname, 'artifacts', 'why-postmortem.png'), fullPage: false });
+    expect(errors).toEqual([]);
+  } finally {
+    await browser.close();
+  }
 }, 90_000);

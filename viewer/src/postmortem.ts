@@ -10,6 +10,7 @@ import { alignRows, PROCESS_COLORS, TimeChart, markerColor, type ChartSpec, type
 import { h } from './dom';
 import { fmtBytes, fmtClock, fmtDateTime, fmtDuration, verdictLabel } from './format';
 import { BACKLOG_CHART, deviceChart, HOST_CHART, socketChart, WORKERS_CHART, WORKER_CHARTS } from './specs';
+import { whySection } from './why';
 
 export interface PostmortemOptions {
   /** Where the bundle came from, shown in the header. */
@@ -154,6 +155,7 @@ export function renderPostmortem(root: HTMLElement, bundle: Bundle, opts: Postmo
   const page = h('div', { class: 'postmortem', 'data-view': 'postmortem', 'data-verdict': kind, 'data-bundle': bundle.id },
     header,
     h('div', { class: 'grid two' }, evidenceBox, factsBox),
+    whySection(v), // where its last seconds went, the requests in flight
     h('h2', { class: 'section' }, `Worker pid ${w?.pid ?? '?'} — last ${fmtDuration(deathMs - range[0])} before death`),
     deadGrid,
     siblingGrid ? h('h2', { class: 'section' }, 'Siblings and master over the same window') : null,
