@@ -12,6 +12,7 @@ import { projectRoot } from './native';
 import { createBundleStore, BundleStore } from './store';
 import { createServer, PremortemServer, ServerHooks } from './server';
 import { createMetrics, Metrics, MetricsOptions } from './metrics';
+import { whyRoute } from './why-route';
 import { createHealthMonitor, HealthMonitor, livenessLimitMs } from './health';
 import type { OtlpExporter, OtlpOptions } from './otlp';
 import { holdsCapabilities, startServerProcess } from './server-process';
@@ -91,9 +92,9 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
     otlp = (require('./otlp') as typeof import('./otlp')).createOtlpExporter(agent, metrics!, { logger, ...extras.otlp });
   }
   const serveMetrics = extras.metrics !== false ? metrics : undefined;
-  const extraRoutes: ServerHooks['extraRoutes'] = serveMetrics
-    ? (req, res, url) => serveMetrics.handle(req, res, url) || (extras.extraRoutes?.(req, res, url) ?? false)
-    : extras.extraRoutes;
+  const serveWhy = whyRoute(agent); // GET /api/workers/:worker/why
+  const extraRoutes: ServerHooks['extraRoutes'] = (req, res, url) => serveWhy(req, res, url)
+    || (serveMetrics?.handle(req, res, url) ?? false) || (extras.extraRoutes?.(req, res, url) ?? false);
 
   let server: PremortemServer | undefined;
   let url: string | undefined;
