@@ -54,22 +54,26 @@ struct {
 	__type(value, struct pm_req_stats);
 } req_stats SEC(".maps");
 
-/* Per-CPU room for one request being parsed: the raw bytes read and the
- * record built from them (too big for the stack together). */
+/* Per-CPU room for one request being parsed: the bytes read, the line built
+ * from them and the record. Offsets and sizes are masked with RAW_MASK for the
+ * verifier, so the buffers hold a masked offset plus a masked size. */
+#define RAW_MASK (2 * PM_REQ_LINE_MAX - 1)
 struct parse {
 	struct pm_request r;
-	char raw[PM_REQ_LINE_MAX];
+	__u32 end, query, rest, pad; /* positions found in raw */
+	char raw[4 * PM_REQ_LINE_MAX];
+	char out[4 * PM_REQ_LINE_MAX];
 };
 
-/* The copy loop's state (bpf_loop wants it on the stack). */
-struct copy_state {
-	__u32 n; /* bytes in raw */
-	__u32 j; /* bytes written to r.line */
-	__u32 spaces;
-	__u32 skipping; /* inside a query string being dropped */
-	__u32 ended; /* a CR or LF was found */
-	__u32 query_cut;
-};
+/* Each search loop returns from a different iteration with a different exact
+ * position, and the verifier would walk the rest of the program once per
+ * position (and per pair of them: E2BIG). Storing a position in the map and
+ * reading it back leaves it a bounded unknown: one walk for all. */
+#define FORGET(p, field, value)                     \
+	({                                          \
+		*(volatile __u32 *)&(p)->field = (value); \
+		*(volatile __u32 *)&(p)->field;           \
+	})
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -112,8 +116,9 @@ static __always_inline __u64 syscall_buffer(__u32 *fd, __u32 *count, __u32 want_
 	return (__u64)iov.iov_base;
 }
 
-/* "GET /x", "OPTIONS *", "GET http://h/x": 1..METHOD_MAX capitals, a space, a target. */
-static __always_inline int is_request_line(const char *b, __u32 n)
+/* "GET /x", "OPTIONS *", "GET http://h/x": 1..METHOD_MAX capitals, a space, a
+ * target. Returns the method's length, 0 when it is not a request line. */
+static __always_inline __u32 method_len(const char *b, __u32 n)
 {
 	__u32 i;
 	for (i = 0; i < METHOD_MAX + 1; i++) {
@@ -127,38 +132,60 @@ static __always_inline int is_request_line(const char *b, __u32 n)
 	}
 	if (i == 0 || i > METHOD_MAX || i + 1 >= n)
 		return 0;
-	char t = b[(i + 1) & (PM_REQ_LINE_MAX - 1)];
-	return t == '/' || t == '*' || t == 'h';
+	char t = b[(i + 1) & RAW_MASK];
+	return t == '/' || t == '*' || t == 'h' ? i : 0;
 }
 
-/* One byte of the request line: copied up to the first CR/LF, the query
- * string skipped unless asked for. A bpf_loop callback: the verifier checks it
- * once, not once per byte. */
-static long copy_step(__u64 i, void *ctx)
+/* The first CR or LF in b[0, n), else n. */
+static __always_inline __u32 find_eol(const char *b, __u32 n)
 {
-	struct copy_state *cs = ctx;
-	__u32 zero = 0;
-	struct parse *p = bpf_map_lookup_elem(&scratch, &zero);
-	if (!p || i >= cs->n)
-		return 1;
-	char c = p->raw[i & (PM_REQ_LINE_MAX - 1)];
-	if (c == '\r' || c == '\n') {
-		cs->ended = 1;
-		return 1;
+	for (__u32 i = 0; i < PM_REQ_LINE_MAX; i++) {
+		if (i >= n)
+			return n;
+		char c = b[i];
+		if (c == '\r' || c == '\n')
+			return i;
 	}
-	if (c == ' ') {
-		cs->spaces++;
-		cs->skipping = 0;
-	} else if (cs->skipping) {
-		return 0;
-	} else if (c == '?' && cs->spaces == 1 && !targ_keep_query) {
-		cs->skipping = 1;
-		cs->query_cut = 1;
-		return 0;
+	return n;
+}
+
+/* The first `want` in b[from, end), else end. */
+static __always_inline __u32 find_char(const char *b, __u32 from, __u32 end, char want)
+{
+	for (__u32 k = 0; k < PM_REQ_LINE_MAX; k++) {
+		__u32 i = from + k;
+		if (i >= end)
+			return end;
+		if (b[i & RAW_MASK] == want)
+			return i;
 	}
-	p->r.line[cs->j & (PM_REQ_LINE_MAX - 1)] = c;
-	cs->j++;
-	return 0;
+	return end;
+}
+
+/* r->line = the request line in p->raw (n bytes): up to the first CR/LF,
+ * without the query string unless asked for ("GET /a?b=1 HTTP/1.1" ->
+ * "GET /a HTTP/1.1"). */
+static __always_inline void copy_line(struct parse *p, __u32 n, __u32 method)
+{
+	struct pm_request *r = &p->r;
+	__u32 end = FORGET(p, end, find_eol(p->raw, n));
+	if (end > PM_REQ_LINE_MAX)
+		return;
+	__u32 query = end, rest = end;
+	if (!targ_keep_query) {
+		query = FORGET(p, query, find_char(p->raw, method + 1, end, '?'));
+		if (query < end)
+			rest = FORGET(p, rest, find_char(p->raw, query, end, ' '));
+	}
+	/* line = raw[0, query) + raw[rest, end): all within the first PM_REQ_LINE_MAX bytes. */
+	__u32 head = query & RAW_MASK, tail = (rest <= end ? end - rest : 0) & RAW_MASK;
+	rest &= RAW_MASK;
+	__builtin_memset(p->out, 0, 2 * PM_REQ_LINE_MAX);
+	bpf_probe_read_kernel(p->out, head, p->raw);
+	bpf_probe_read_kernel(p->out + head, tail, p->raw + rest);
+	__builtin_memcpy(r->line, p->out, PM_REQ_LINE_MAX);
+	r->len = head + tail < PM_REQ_LINE_MAX ? head + tail : PM_REQ_LINE_MAX;
+	r->flags = (end == n ? PM_REQ_TRUNCATED : 0) | (query < end ? PM_REQ_QUERY_CUT : 0);
 }
 
 SEC("tp_btf/sock_recv_length")
@@ -209,7 +236,8 @@ int BPF_PROG(sock_recv_length, struct sock *sk, int ret, int flags)
 			__sync_fetch_and_add(&st->unreadable, 1);
 		return 0;
 	}
-	if (!is_request_line(p->raw, n))
+	__u32 method = method_len(p->raw, n);
+	if (!method)
 		return 0;
 	struct pm_request *r = &p->r;
 	__builtin_memset(r, 0, sizeof(*r));
@@ -217,10 +245,7 @@ int BPF_PROG(sock_recv_length, struct sock *sk, int ret, int flags)
 	r->sock_cookie = bpf_get_socket_cookie(sk);
 	r->tid = (__u32)bpf_get_current_pid_tgid();
 	r->fd = fd;
-	struct copy_state cs = { .n = n };
-	bpf_loop(PM_REQ_LINE_MAX, copy_step, &cs, 0);
-	r->len = cs.j < PM_REQ_LINE_MAX ? cs.j : PM_REQ_LINE_MAX;
-	r->flags = (cs.ended ? 0 : PM_REQ_TRUNCATED) | (cs.query_cut ? PM_REQ_QUERY_CUT : 0);
+	copy_line(p, n, method);
 	if (old) {
 		if (st)
 			__sync_fetch_and_add(&st->replaced, 1);
