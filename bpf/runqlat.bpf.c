@@ -24,6 +24,7 @@
 #define TASK_UNINTERRUPTIBLE 0x2
 #define TASK_DEAD 0x80
 #define TASK_NOLOAD 0x400
+#define PF_EXITING 0x00000004
 
 const volatile __u64 targ_min_us = 10000;
 
@@ -248,12 +249,20 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	if (!t)
 		return 0;
 	__u32 st = t->state;
+	__u32 tgid = t->tgid;
 	if (st == PM_TC_ONCPU) {
-		/* Its switch-out was not seen: its process is no longer tracked. */
-		bpf_map_delete_elem(&threads, &tid);
+		/* Its switch-out was not seen: its process is no longer tracked. An
+		 * exiting thread keeps its counters (the lifecycle probe untracks the
+		 * process early in the last thread's exit, which still switches):
+		 * the agent reads them after the death. Others go. */
+		if (next->flags & PF_EXITING)
+			t->state = PM_TC_NONE;
+		else if (!pm_tracked_lookup(tgid))
+			bpf_map_delete_elem(&threads, &tid);
+		else
+			t->since_ns = now; /* tracked: a switch-out lost to a race; restart the span */
 		return 0;
 	}
-	__u32 tgid = t->tgid;
 	__u64 since = t->since_ns;
 	__u32 preempted = t->preempted;
 	struct pm_cpu_stats *s = bpf_map_lookup_elem(&cpu_stats, &tgid);

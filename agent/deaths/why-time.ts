@@ -87,8 +87,15 @@ export function timeBreakdown(i: BreakdownInput): TimeBreakdown {
   for (const k of SHARE_KEYS) total[k] = Math.round(scaled ? (total[k] * cap) / sum : total[k]);
   const topSyscall = [...syscalls].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
 
+  // Per-thread time comes from snapshots every few seconds: cut each thread to the window too.
+  const fit = (s: TimeShares): TimeShares => {
+    const n = sharesTotal(s), max = windowMs * 1e6;
+    if (n <= max * 1.02) return s;
+    for (const k of SHARE_KEYS) s[k] = Math.round((s[k] * max) / n);
+    return s;
+  };
   const threadTimes: ThreadTime[] = threads > 1 && i.threads
-    ? i.threads.map((t) => ({ tid: t.tid, name: t.name, isMain: t.tid === i.pid, time: sharesOfClasses(t.time) }))
+    ? i.threads.map((t) => ({ tid: t.tid, name: t.name, isMain: t.tid === i.pid, time: fit(sharesOfClasses(t.time)) }))
       .sort((a, b) => busyNs(b.time!) - busyNs(a.time!) || a.tid - b.tid).slice(0, MAX_THREAD_TIMES)
     : [];
   return {
