@@ -14,6 +14,7 @@
  *
  *   node dist/bench/cost-why.js [--seconds S] [--rounds N] [--base REF]
  * Writes bench/results/cost-why-<time>.json. Root; the sysctl is restored.
+ * Also a step of `npm run bench` (--only why), reported in its Markdown.
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -111,51 +112,80 @@ async function agentCost(seconds: number, rounds: number) {
   return Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { cpuPct: round(median(v.cpuPct), 2), rssMiB: round(median(v.rssMiB), 1), runs: v.cpuPct.length }]));
 }
 
-async function main(): Promise<void> {
-  installSignalCleanup();
-  const o = parse(process.argv.slice(2));
+export interface WhyCostResult {
+  baseRef: string;
+  seconds: number;
+  rounds: number;
+  kernel: ReturnType<typeof summarize>;
+  agent: Record<string, { cpuPct: number | null; rssMiB: number | null; runs: number }>;
+}
+
+/** The whole measurement (builds the base, runs the load, measures the agent); cleans up after itself. */
+export async function runWhyCost(o: { seconds: number; rounds: number; base?: string }): Promise<WhyCostResult> {
   const baseRef = o.base ?? mergeBase();
   const baseAddon = await buildBase(baseRef);
   const app = appDir();
   const svc = await gunicornFlask(app, { workers: 2 });
   const restore = setSysctl(SYSCTL, '1');
   const pids = [svc.masterPid, ...svc.workers()];
-  const before = await tracerProcess(baseAddon, ['runqlat', 'disk'], pids);
-  const after = await tracerProcess(path.join(ROOT, 'build', 'Release', 'premortem.node'), ['runqlat', 'disk', 'requests'], pids);
+  const thisAddon = path.join(ROOT, 'build', 'Release', 'premortem.node');
   const rounds: Sample[][] = [];
   try {
     for (let r = 0; r < o.rounds; r++) {
-      log(`kernel cost round ${r + 1}/${o.rounds}: wrk ${o.seconds} s W1 (a connection per request), then ${o.seconds} s W2 (keep-alive)`);
-      rounds.push(await round1({ before: before.progs, after: after.progs }, svc.port, o.seconds));
+      // Programs on one hook run in attach order, the later ones on warmer caches: alternate it.
+      const order: Side[] = r % 2 ? ['after', 'before'] : ['before', 'after'];
+      const procs: Partial<Record<Side, Awaited<ReturnType<typeof tracerProcess>>>> = {};
+      for (const side of order)
+        procs[side] = await tracerProcess(side === 'before' ? baseAddon : thisAddon, side === 'before' ? ['runqlat', 'disk'] : ['runqlat', 'disk', 'requests'], pids);
+      log(`kernel cost round ${r + 1}/${o.rounds} (${order.join(' attached first, then ')}): wrk ${o.seconds} s W1 (a connection per request), then ${o.seconds} s W2 (keep-alive)`);
+      try {
+        rounds.push(await round1({ before: procs.before!.progs, after: procs.after!.progs }, svc.port, o.seconds));
+      } finally {
+        for (const side of order) await procs[side]!.stop();
+      }
     }
   } finally {
-    await before.stop();
-    await after.stop();
     restore();
     await svc.stop();
   }
   const kernel = summarize(rounds);
   log('agent CPU and RSS under W1: every feature on, and --no-requests');
   const agent = await agentCost(o.seconds, Math.max(2, o.rounds - 1));
-  const result = { baseRef, seconds: o.seconds, rounds: o.rounds, kernel, agent };
+  return { baseRef, seconds: o.seconds, rounds: o.rounds, kernel, agent };
+}
+
+export function whyCostMarkdown(r: WhyCostResult): string[] {
+  const a = r.agent.all, n = r.agent['no-requests'];
+  return [
+    `Base ${r.baseRef.slice(0, 12)} (before issue 15) and this build attached side by side to the same gunicorn + Flask service under the same load `
+      + `(wrk ${r.seconds} s with a connection per request, then ${r.seconds} s keep-alive; ${r.rounds} rounds, attach order alternated, medians). `
+      + 'ns/event = Δrun_time_ns / Δrun_cnt (kernel.bpf_stats_enabled). sched_* sum runqlat (now with the time accounting) and the disk probe\'s D-state programs; '
+      + 'sock_* are the requests probe\'s new hooks (every socket read/write on the host runs them; untracked tasks stop at the pid filter).',
+    '', '| hook | before ns/event | after ns/event |', '|---|---|---|',
+    ...r.kernel.hooks.map((h) => `| ${h.hook} | ${h.beforeNsPerEvent ?? '–'} | ${h.afterNsPerEvent ?? '–'} |`),
+    '', '| side | program | hook | events | ns/event |', '|---|---|---|---|---|',
+    ...r.kernel.programs.map((p) => `| ${p.side} | ${p.program} | ${p.hook} | ${p.events} | ${p.nsPerEvent ?? '–'} |`),
+    '', `Agent under W1 (${r.seconds} s, all its processes, median of ${a?.runs ?? 0}): every feature on ${a?.cpuPct ?? '–'} % of a core, ${a?.rssMiB ?? '–'} MiB RSS; `
+      + `--no-requests ${n?.cpuPct ?? '–'} %, ${n?.rssMiB ?? '–'} MiB.`, '',
+  ];
+}
+
+async function main(): Promise<void> {
+  installSignalCleanup();
+  const o = parse(process.argv.slice(2));
+  const r = await runWhyCost(o);
   const outDir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   const file = path.join(outDir, `cost-why-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  fs.writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-  const lines = [
-    `ns/event per hook, base ${baseRef.slice(0, 12)} vs this build (median of ${o.rounds} rounds, same load at the same time):`,
-    '| hook | before | after |', '|---|---|---|',
-    ...kernel.hooks.map((h) => `| ${h.hook} | ${h.beforeNsPerEvent ?? '–'} | ${h.afterNsPerEvent ?? '–'} |`),
-    '', '| side | program | hook | events | ns/event |', '|---|---|---|---|---|',
-    ...kernel.programs.map((p) => `| ${p.side} | ${p.program} | ${p.hook} | ${p.events} | ${p.nsPerEvent ?? '–'} |`),
-    '', `agent under W1 (${o.seconds} s, median): every feature on ${agent.all.cpuPct} % CPU, ${agent.all.rssMiB} MiB RSS; --no-requests ${agent['no-requests'].cpuPct} % CPU, ${agent['no-requests'].rssMiB} MiB RSS`,
-    `written to ${file}`,
-  ];
-  process.stdout.write(lines.join('\n') + '\n');
+  fs.writeFileSync(file, JSON.stringify(r, null, 2) + '\n');
+  process.stdout.write([...whyCostMarkdown(r), `written to ${file}`].join('\n') + '\n');
 }
 
-main().then(() => cleanupAll(), async (e) => {
-  process.stderr.write(`cost-why failed: ${(e as Error).stack ?? e}\n`);
-  await cleanupAll();
-  process.exit(1);
-});
+/** Run directly (node dist/bench/cost-why.js), not when npm run bench imports it. */
+if (require.main === module) {
+  main().then(() => cleanupAll(), async (e) => {
+    process.stderr.write(`cost-why failed: ${(e as Error).stack ?? e}\n`);
+    await cleanupAll();
+    process.exit(1);
+  });
+}
