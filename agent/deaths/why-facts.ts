@@ -152,7 +152,7 @@ export function createWhy(d: WhyDeps): Why {
       try {
         if (d.loaded.has('runqlat')) facts.time = breakdown(w, deathMs);
         Object.assign(facts, requests(w, deathMs, true));
-        if (d.loaded.has('runqlat')) forgetThreads(d.tracer, d.threads.tids(w));
+        if (d.loaded.has('runqlat')) forgetThreads(d.tracer, new Set([w.identity.pid, ...d.threads.tids(w)]));
       } catch {
         /* a probe went away: the verdict stands without these facts */
       }
