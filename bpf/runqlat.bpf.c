@@ -141,13 +141,14 @@ static __always_inline __u32 syscall_of(struct task_struct *task)
 	return nr + 1;
 }
 
-/* A runnable task that cannot run because its cgroup spent its CPU quota:
- * since 6.18 the task itself is marked when throttled (task-based throttling);
- * before, its cfs_rq (or an ancestor) is. */
+/* A runnable task that cannot run because its cgroup spent its CPU quota: its
+ * cfs_rq (or an ancestor) is throttled. Since 6.18 the task itself is also
+ * marked once it is parked (task-based throttling); a task preempted just as
+ * the quota ran out is not marked yet, but its cfs_rq already counts. */
 static __always_inline __u32 is_throttled(struct task_struct *p)
 {
-	if (bpf_core_field_exists(p->throttled))
-		return BPF_CORE_READ(p, throttled);
+	if (bpf_core_field_exists(p->throttled) && BPF_CORE_READ(p, throttled))
+		return 1;
 	return BPF_CORE_READ(p, se.cfs_rq, throttle_count) > 0;
 }
 
