@@ -4,9 +4,9 @@
  * cooldown keeps one condition from raising a marker every interval.
  */
 import type { Thresholds } from './config';
-import type { Bucket, Marker, ServiceBucket } from './proto';
+import type { Bucket, Marker, ServiceBucket } from '../proto/codec';
 import { marker, serviceSubject, Subject } from './core/markers';
-import { formatBytes } from './deaths/verdict';
+import { formatBytes } from '../proto/format';
 
 /** Markers of one worker's newest bucket. `hostMemTotal` is the limit when no cgroup limit is known. */
 export function workerMarkers(b: Bucket, subject: Subject, t: Thresholds, hostMemTotal: number): Marker[] {

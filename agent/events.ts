@@ -3,7 +3,7 @@
  * typed event each: `agent.on('death', (d) => ...)` knows `d` is a Death.
  */
 import type { LostNotice } from './core/loss';
-import type { Bundle, Death, HostBucket, IncidentSummary, Marker, ServiceBucket, WorkerBucket } from './proto';
+import type { Bundle, Death, HostBucket, IncidentSummary, Marker, ServiceBucket, WorkerBucket } from '../proto/codec';
 
 /** One interval: the newest bucket of every tracked process and service, the host's, and the markers raised. */
 export interface TickEvent {

@@ -1,7 +1,7 @@
 /** What works on this host: each probe loaded or not, each program attached or why not. */
 import type { Logger } from './log';
 import type { Tracer } from './native';
-import type { Feature } from './proto';
+import type { Feature } from '../proto/codec';
 
 export interface ProbeFeatures {
   /** Names of the probes that loaded. */

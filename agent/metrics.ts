@@ -36,7 +36,7 @@ import {
   addHist, emptyHist, FAMILIES, histFromSlots,
   type FamilyDef, type HistValue, type MetricFamily, type Sample,
 } from './metrics-defs';
-import type { Death, Delta, IncidentSummary, Identity, Marker, Service, ServiceBucket } from './proto';
+import type { Death, Delta, IncidentSummary, Identity, Marker, Service, ServiceBucket } from '../proto/codec';
 import type { BundleStore } from './store';
 
 export type { FamilyDef, FamilyType, HistValue, MetricFamily, Sample } from './metrics-defs';
@@ -67,6 +67,8 @@ export interface Metrics {
   readonly registry: Registry;
   /** For the server's extraRoutes: answers GET /metrics, returns false for anything else. */
   handle(req: http.IncomingMessage, res: http.ServerResponse, url: URL): boolean;
+  /** The path handle() answers. */
+  readonly path: string;
   /** premortem's families with their current samples (what a scrape returns; histograms unflattened). */
   families(): MetricFamily[];
   definitions(): FamilyDef[];
@@ -347,6 +349,7 @@ export function createMetrics(agent: Agent, options: MetricsOptions = {}): Metri
 
   return {
     registry,
+    path: metricsPath,
     handle(req, res, url) {
       if (url.pathname !== metricsPath) return false;
       if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -43,7 +43,7 @@ import type { Agent } from './agent';
 import { AGENT_VERSION } from './agent';
 import type { Metrics } from './metrics';
 import { createMetricProducer } from './otlp-metrics';
-import type { Bundle, IncidentSummary } from './proto';
+import type { Bundle, IncidentSummary } from '../proto/codec';
 import { log as defaultLog, type Logger } from './log';
 
 /** Default metric export interval. */

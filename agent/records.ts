@@ -1,6 +1,6 @@
 /**
  * Decoder for the fixed-layout kernel records (bpf/pm_common.h and the probe
- * headers). Offsets live in LAYOUT, which test/records.test.ts checks against
+ * headers). Offsets live in LAYOUT, which test/kernel/records.test.ts checks against
  * the sizes and offsets the addon reports from the C headers.
  */
 

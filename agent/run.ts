@@ -12,11 +12,11 @@ import { projectRoot } from './native';
 import { createBundleStore, BundleStore } from './store';
 import { createServer, PremortemServer, ServerHooks } from './server';
 import { createMetrics, Metrics, MetricsOptions } from './metrics';
-import { whyRoute } from './why-route';
+import { whyRoute, WHY_ROUTE_PATH } from './server/why';
 import { createHealthMonitor, HealthMonitor, livenessLimitMs } from './health';
 import type { OtlpExporter, OtlpOptions } from './otlp';
-import { holdsCapabilities, startServerProcess } from './server-process';
-import type { Feature } from './proto';
+import { holdsCapabilities, startServerProcess } from './server/process';
+import type { Feature } from '../proto/codec';
 
 /** Longest a viewer waits for a topology change (services, workers born and dead). */
 export const SNAPSHOT_COALESCE_MS = 200;
@@ -40,7 +40,7 @@ export interface RunExtras {
   staticDir?: string;
   /**
    * Serve HTTP/WebSocket from a child process that holds no capabilities
-   * (agent/server-process.ts). Default: on when this process holds any
+   * (agent/server/process.ts). Default: on when this process holds any
    * capability (root, or a user granted CAP_BPF/CAP_PERFMON).
    */
   privilegeSeparation?: boolean;
@@ -106,6 +106,8 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
       snapshot: () => agent.snapshot(),
       history: (key, from, to, also) => agent.history(key, from, to, also),
       extraRoutes,
+      // Only /metrics and the why route are ours: other paths never wait for the agent (unless a caller adds its own routes).
+      extraRoutePaths: extras.extraRoutes ? undefined : [WHY_ROUTE_PATH, ...(serveMetrics ? [serveMetrics.path] : [])],
     };
     const config = {
       host: options.host, port: options.port, token: options.token,

@@ -2,11 +2,8 @@
  * The post-mortem bundle store: one file per bundle in a data directory, with a
  * disk quota, a count cap and a retention period.
  *
- * File format (<id>.pmb, mode 0600, directory 0700):
- *   offset 0   4 bytes  magic "PMB1"
- *   offset 4   4 bytes  payload length, u32 little-endian
- *   offset 8  32 bytes  SHA-256 of the payload
- *   offset 40  payload  protobuf premortem.v1.Bundle (proto/premortem.proto)
+ * File format (<id>.pmb, mode 0600, directory 0700): proto/bundle-file.ts (a
+ * 40-byte header with the payload's length and SHA-256, then the protobuf Bundle).
  * A file whose size, magic or digest disagrees is corrupt: never listed, never
  * served, counted in health() and evicted first.
  *
@@ -34,13 +31,13 @@
 import { createHash, randomBytes } from 'crypto';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
-import { BUNDLE_FORMAT_VERSION, type Bundle, type Codec, type DeepPartial, type IncidentSummary } from './proto';
-import { loadCodec } from './proto-node';
+import { BUNDLE_FORMAT_VERSION, type Bundle, type Codec, type DeepPartial, type IncidentSummary } from '../proto/codec';
+import { loadCodec } from '../proto/node';
+import { bundleFileHeader, BUNDLE_HEADER_BYTES, splitBundleFile } from '../proto/bundle-file';
 import { log as defaultLogger, type Logger } from './log';
 
-export const BUNDLE_FILE_MAGIC = 'PMB1';
+export { BUNDLE_HEADER_BYTES } from '../proto/bundle-file';
 export const BUNDLE_FILE_EXT = '.pmb';
-export const BUNDLE_HEADER_BYTES = 40;
 const TEMP_PREFIX = '.tmp-';
 /** A temp file whose writer is alive is left alone unless it is this old. */
 const STALE_TEMP_MS = 10 * 60_000;
@@ -93,7 +90,17 @@ export interface BundleStoreOptions {
   logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
 }
 
-export interface WriteResult { id: string; path: string; bytes: number; evicted: string[] }
+export interface WriteResult { id: string; path: string; bytes: number; evicted: string[]; incident: IncidentSummary }
+
+/** The line a bundle is listed by: the same whether it was just written or read back from its file. */
+export function incidentOf(b: DeepPartial<Bundle>, id: string, bytes: number): IncidentSummary {
+  return {
+    id, tMs: b.verdict?.tMs || b.windowEndMs || b.createdMs || 0, service: b.service?.name ?? '',
+    serviceId: b.service?.id ?? b.worker?.serviceId ?? '', pid: b.worker?.pid ?? 0,
+    startTicks: b.worker?.startTicks ?? 0, verdictKind: b.verdict?.kind ?? 'unknown',
+    summary: b.verdict?.summary ?? '', failure: b.verdict?.failure ?? false, bytes,
+  };
+}
 
 export interface StoreHealth {
   dir: string;
@@ -145,44 +152,24 @@ export function makeBundleId(tMs: number, pid: number): string {
   return `${stamp}-${pid}-${randomBytes(2).toString('hex')}`;
 }
 
-/** Wraps a Bundle payload in the file header. */
+/** Wraps a Bundle payload in the file header (proto/bundle-file.ts). */
 export function encodeBundleFile(payload: Uint8Array): Buffer {
-  const header = Buffer.alloc(BUNDLE_HEADER_BYTES);
-  header.write(BUNDLE_FILE_MAGIC, 0, 'latin1');
-  header.writeUInt32LE(payload.length, 4);
-  createHash('sha256').update(payload).digest().copy(header, 8);
-  return Buffer.concat([header, payload]);
+  const digest = createHash('sha256').update(payload).digest();
+  return Buffer.concat([bundleFileHeader(payload.length, digest), payload]);
 }
 
 /** The payload of a bundle file, or a StoreError PREMORTEM_ERR_BUNDLE_CORRUPT saying what is wrong. */
 export function decodeBundleFile(file: Uint8Array, name = 'bundle'): Uint8Array {
-  const buf = Buffer.from(file.buffer, file.byteOffset, file.byteLength);
   const corrupt = (why: string) => new StoreError('PREMORTEM_ERR_BUNDLE_CORRUPT', `${name} is corrupt: ${why}`);
-  if (buf.length < BUNDLE_HEADER_BYTES) throw corrupt(`${buf.length} bytes is shorter than the header`);
-  if (buf.toString('latin1', 0, 4) !== BUNDLE_FILE_MAGIC) throw corrupt('bad magic (not a premortem bundle)');
-  const length = buf.readUInt32LE(4);
-  if (buf.length !== BUNDLE_HEADER_BYTES + length) {
-    throw corrupt(`header says ${length} payload bytes, file holds ${buf.length - BUNDLE_HEADER_BYTES} (truncated?)`);
+  let parts: ReturnType<typeof splitBundleFile>;
+  try {
+    parts = splitBundleFile(file);
+  } catch (e) {
+    throw corrupt((e as Error).message);
   }
-  const payload = buf.subarray(BUNDLE_HEADER_BYTES);
-  const digest = createHash('sha256').update(payload).digest();
-  if (!digest.equals(buf.subarray(8, BUNDLE_HEADER_BYTES))) throw corrupt('SHA-256 mismatch');
-  return payload;
-}
-
-/**
- * The JSON form of a bundle (`premortem export --format json`, GET
- * /api/incidents/:id.json). Field names are the proto3 JSON names
- * (lowerCamelCase of proto/premortem.proto) and never change meaning; every
- * field is present (defaults filled, absent sub-messages are null); 64-bit integers are JSON numbers (exact
- * below 2^53); enums are kebab-case strings ('oom-killed', 'cgroup').
- * Top level: { format: "premortem-bundle", formatVersion, id, createdMs, host,
- * agentVersion, worker, service, verdict, timelines[], serviceBuckets[],
- * hostBuckets[], markers[], cgroupLimits, windowStartMs, windowEndMs,
- * lostRecords, intervalMs, kernel, stacks[] }.
- */
-export function bundleToJson(bundle: DeepPartial<Bundle>, codec: Codec = loadCodec()): Record<string, unknown> {
-  return { format: 'premortem-bundle', ...codec.toJSON('Bundle', bundle) };
+  const digest = createHash('sha256').update(parts.payload).digest();
+  if (!digest.equals(parts.sha256)) throw corrupt('SHA-256 mismatch');
+  return parts.payload;
 }
 
 /**
@@ -275,14 +262,7 @@ export function createBundleStore(options: BundleStoreOptions = {}): BundleStore
   async function summarize(file: string, size: number): Promise<IncidentSummary | undefined> {
     try {
       const payload = decodeBundleFile(await fsp.readFile(path.join(dir, file)), file);
-      const b = codec().decodeBundle(payload);
-      const id = file.slice(0, -BUNDLE_FILE_EXT.length);
-      return {
-        id, tMs: b.verdict?.tMs || b.windowEndMs || b.createdMs, service: b.service?.name ?? '',
-        serviceId: b.service?.id ?? b.worker?.serviceId ?? '', pid: b.worker?.pid ?? 0,
-        startTicks: b.worker?.startTicks ?? 0, verdictKind: b.verdict?.kind ?? 'unknown',
-        summary: b.verdict?.summary ?? '', failure: b.verdict?.failure ?? false, bytes: size,
-      };
+      return incidentOf(codec().decodeBundle(payload), file.slice(0, -BUNDLE_FILE_EXT.length), size);
     } catch {
       return undefined;
     }
@@ -459,10 +439,10 @@ export function createBundleStore(options: BundleStoreOptions = {}): BundleStore
       throw ioFailure(`cannot write bundle ${id}`, err);
     }
     const st = await fsp.stat(final).catch(() => null);
-    const summary = await summarize(file, data.length);
-    index.set(file, { file, size: data.length, mtimeMs: st?.mtimeMs ?? 0, summary, createdMs: summary?.tMs ?? createdMs });
+    const incident = incidentOf({ ...bundle, createdMs }, id, data.length);
+    index.set(file, { file, size: data.length, mtimeMs: st?.mtimeMs ?? 0, summary: incident, createdMs: incident.tMs });
     counters.writes++;
-    return { id, path: final, bytes: data.length, evicted };
+    return { id, path: final, bytes: data.length, evicted, incident };
   }
 
   function checkId(id: string): void {

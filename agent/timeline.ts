@@ -3,7 +3,7 @@
  * columns (typed arrays) so that memory is known in advance: a worker ring of
  * C buckets costs C × (WORKER_FIELDS × 8 + HIST_SLOTS × 4 + 9) bytes.
  */
-import type { Bucket, DeviceBucket, HostBucket, Marker, ServiceBucket } from './proto';
+import type { Bucket, DeviceBucket, HostBucket, Marker, ServiceBucket } from '../proto/codec';
 import { HIST_SLOTS } from './records';
 
 /** Numeric bucket fields, in storage order. */

@@ -1,7 +1,7 @@
 /** What the agent shows: the topology (snapshot), a timeline's history, and its own health. */
 import type { MarkerBoard } from './core/markers';
 import type { Tracer } from './native';
-import type { Feature, HostBucket, Identity, Marker, ServiceBucket, Snapshot, Worker } from './proto';
+import type { Feature, HostBucket, Identity, Marker, ServiceBucket, Snapshot, Worker } from '../proto/codec';
 import { RECORD_METRIC_NAMES } from './records';
 import type { Registry } from './registry/registry';
 import type { HostTimeline, WorkerTimeline } from './timeline';

@@ -9,8 +9,8 @@ import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { WebSocket } from 'ws';
-import { loadCodec } from '../agent/proto-node';
-import type { ServerMessage } from '../agent/proto';
+import { loadCodec } from '../proto/node';
+import type { ServerMessage } from '../proto/codec';
 import { killGroup, onCleanup, output, start, waitFor } from './lib';
 
 const CLI = path.resolve(__dirname, '..', 'agent', 'cli.js'); // dist/bench -> dist/agent

@@ -12,8 +12,8 @@
  * every map fd in /proc/PID/fdinfo, each map once).
  */
 import * as fs from 'fs';
-import type { ServerMessage } from '../agent/proto';
-import { loadCodec } from '../agent/proto-node';
+import type { ServerMessage } from '../proto/codec';
+import { loadCodec } from '../proto/node';
 import { connectViewer, startAgent, waitTracked } from './agentproc';
 import { bpfObjectsOf, cpuMeter, log, round, rssBytes, sleep } from './lib';
 import { AppDir, idlePool, Service } from './services';

@@ -17,7 +17,7 @@
  * the figure reported is the median of those ratios over the rounds.
  */
 import * as fs from 'fs';
-import type { ServerMessage } from '../agent/proto';
+import type { ServerMessage } from '../proto/codec';
 import { connectViewer } from './agentproc';
 import { Condition, ConditionContext, DESCRIPTIONS, Running, startCondition, TRACERS } from './conditions';
 import { cpuMeter, ctxtNow, cv, log, mean, median, rng, round, shuffle, sleep, wrk, WrkResult } from './lib';

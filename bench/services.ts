@@ -12,24 +12,10 @@ import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { childrenOf, freePort, killGroup, onCleanup, output, sleep, start, waitFor } from './lib';
+import { projectRoot } from '../agent/native';
 
-const FLASK_APP = `
-from flask import Flask
-app = Flask(__name__)
-hoard = []
-
-@app.route("/")
-def index():
-    return "ok"
-
-@app.route("/leak/<int:mb>")
-def leak(mb):
-    block = bytearray(mb * 1024 * 1024)
-    for i in range(0, len(block), 4096):
-        block[i] = 1  # resident, not just reserved
-    hoard.append(block)
-    return "held %d MiB" % (sum(len(b) for b in hoard) >> 20)
-`;
+/** The Flask app the tests serve too (test/fixtures/apps/app.py). */
+const FLASK_APP = fs.readFileSync(path.join(projectRoot(), 'test', 'fixtures', 'apps', 'app.py'), 'utf8');
 
 const STARLETTE_APP = `
 from starlette.applications import Starlette

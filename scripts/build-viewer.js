@@ -2,7 +2,7 @@
 /**
  * Bundles the viewer (viewer/) into dist/viewer/ with esbuild's JS API:
  *   index.html  the page shell
- *   app.js      one IIFE: viewer code, the shared codec (agent/proto.ts),
+ *   app.js      one IIFE: viewer code, the shared codec (proto/codec.ts),
  *               protobufjs and uPlot, with proto/premortem.proto embedded as text
  *   app.css     uPlot's stylesheet followed by the viewer's
  * Everything is local (no CDN): the page works offline, and app.js/app.css can
@@ -54,7 +54,7 @@ function codegenTable() {
     return Codegen;
   };
   try {
-    // Same parse options as createCodec() in agent/proto.ts.
+    // Same parse options as createCodec() in proto/codec.ts.
     const text = fs.readFileSync(path.join(root, 'proto', 'premortem.proto'), 'utf8');
     const pbRoot = protobuf.parse(text, { keepCase: false }).root;
     pbRoot.resolveAll();

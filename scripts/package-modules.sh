@@ -18,7 +18,7 @@ fail() { printf '[package] FAILED: %s\n' "$*" >&2; exit 1; }
 lib=${1:?usage: package-modules.sh STAGED_LIB_DIR}
 [ -d "$lib/dist/agent" ] || fail "$lib/dist/agent is missing: stage the agent first"
 
-# The dependencies dist/agent requires; a bare require of anything else is an error.
+# The dependencies dist/agent and dist/proto require; a bare require of anything else is an error.
 runtime=$(node - "$lib" <<'EOF'
 const fs = require('fs');
 const path = require('path');
@@ -42,6 +42,7 @@ const walk = (dir) => {
   }
 };
 walk(path.join(lib, 'dist', 'agent'));
+walk(path.join(lib, 'dist', 'proto'));
 process.stdout.write([...used].sort().join('\n'));
 EOF
 )

@@ -57,8 +57,8 @@ mkdir -p "$LIB/bin" "$LIB/dist" "$LIB/build/Release" "$LIB/proto" "$ROOT/usr/bin
          "$ROOT/lib/systemd/system" "$ROOT/usr/share/doc/premortem" "$ROOT/DEBIAN" "$OUT_DIR"
 
 say "staging /usr/lib/premortem"
-# Compiled JavaScript of the agent only (no source maps: their sources are not shipped).
-(cd dist && find agent -name '*.js' -exec cp --parents {} "../$LIB/dist/" \;)
+# Compiled JavaScript of the agent and the code it shares with the viewer (no source maps: their sources are not shipped).
+(cd dist && find agent proto -name '*.js' -exec cp --parents {} "../$LIB/dist/" \;)
 cp -r dist/viewer "$LIB/dist/viewer"
 install -m 0755 bin/premortem "$LIB/bin/premortem"
 install -m 0644 build/Release/premortem.node "$LIB/build/Release/premortem.node"

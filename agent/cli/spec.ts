@@ -4,6 +4,7 @@
  * parser (args.ts) and the help text (help.ts) are both derived from it.
  */
 import { LOG_FORMATS, LOG_FORMAT_ENV, LOG_LEVELS, LOG_LEVEL_ENV } from '../log';
+import { EXPORT_FORMATS } from '../export';
 
 /**
  * flag: no value. string/path: any text. int: a decimal integer within
@@ -84,6 +85,7 @@ export const COMMANDS: CommandSpec[] = [
       { name: 'window-s', kind: 'int', min: 1, max: 7 * 86_400, arg: 'N', defaultText: '600', help: 'timeline length kept in memory' },
       { name: 'bundle-window-s', kind: 'int', min: 1, max: 7 * 86_400, arg: 'N', defaultText: '300', help: 'history frozen into a post-mortem (at most --window-s)' },
       { name: 'max-tracked', kind: 'int', min: 1, max: 8192, arg: 'N', defaultText: '512', help: 'cap on tracked processes' },
+      { name: 'stack-interval-ms', kind: 'int', min: 0, max: 3_600_000, arg: 'N', defaultText: '1000', help: "sample each worker's Python stack this often (0: never); faster for 5 s after a warning or a stop signal" },
       DATA_DIR,
       { name: 'quota-mb', kind: 'int', min: 1, max: 1_048_576, arg: 'N', defaultText: '256', help: 'disk quota of the post-mortem directory' },
       DISABLE,
@@ -116,7 +118,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'show',
-    summary: 'one post-mortem: verdict, evidence, key series as sparklines, markers (reads only)',
+    summary: 'one post-mortem: verdict, evidence, who sent the signal (by role), the last Python stack, key series as sparklines, markers (reads only)',
     positionals: [ID],
     options: [JSON_OUT, DATA_DIR],
     examples: ['premortem show 20251126-170003-412-4242-ab12', 'premortem show ID --json'],
@@ -126,7 +128,7 @@ export const COMMANDS: CommandSpec[] = [
     summary: 'write one post-mortem as JSON, protobuf, a Perfetto trace or a self-contained HTML page (reads only)',
     positionals: [ID],
     options: [
-      { name: 'format', short: 'f', kind: 'choice', choices: ['json', 'pb', 'perfetto', 'html'], arg: 'FORMAT', defaultText: 'json', help: 'output format' },
+      { name: 'format', short: 'f', kind: 'choice', choices: EXPORT_FORMATS, arg: 'FORMAT', defaultText: 'json', help: 'output format' },
       { name: 'out', short: 'o', kind: 'path', arg: 'FILE', help: 'write to FILE (mode 0600) instead of stdout' },
       DATA_DIR,
     ],

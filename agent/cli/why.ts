@@ -1,5 +1,5 @@
 /** `premortem show`: where the worker's last seconds went and the requests it was serving. */
-import type { RequestInFlight, TimeBreakdown, TimeShares, Verdict } from '../proto';
+import type { RequestInFlight, TimeBreakdown, TimeShares, Verdict } from '../../proto/codec';
 import { seconds, span } from '../deaths/why-text';
 import { busyNs, SHARE_KEYS, type ShareKey } from '../deaths/why-time';
 

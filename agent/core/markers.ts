@@ -4,7 +4,7 @@
  * each marker on its owner's ring, holds repeats back for the cooldown, and
  * collects what was raised since the last tick for the live stream.
  */
-import type { Marker, Severity } from '../proto';
+import type { Marker, Severity } from '../../proto/codec';
 import { MarkerRing } from '../timeline';
 
 export interface Subject {

@@ -7,7 +7,7 @@
  *   uWSGI:    --harakiri N, -t N, or `harakiri = N` in the --ini file
  * Pure: the caller hands in the argv and a way to read a config file.
  */
-import type { ServiceKind } from '../proto';
+import type { ServiceKind } from '../../proto/codec';
 
 export const DEFAULT_WINDOW_MS = 30_000;
 

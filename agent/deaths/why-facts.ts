@@ -14,7 +14,7 @@ import { deviceName, devName } from '../probes/disk';
 import { forgetRequests, parseRequestLine, readRequests, REQ_QUERY_CUT, REQ_TRUNCATED } from '../probes/requests';
 import { forgetThreads, readThreadTimes, TIME_CLASSES } from '../probes/runqlat';
 import { readCmdline } from '../procfs';
-import type { RequestInFlight, Service, TimeBreakdown } from '../proto';
+import type { RequestInFlight, Service, TimeBreakdown } from '../../proto/codec';
 import type { Registry } from '../registry/registry';
 import type { ServiceState, WorkerState } from '../registry/state';
 import type { ThreadSampler } from '../sampling/threads';

@@ -4,7 +4,7 @@
  *   "Of its last 30 s, 27.9 s blocked on disk I/O (vda, 212 reads, longest 1.9 s,
  *    in read()), 1.1 s waiting for a CPU. GET /report was running for 31.2 s."
  */
-import type { Evidence, RequestInFlight, TimeBreakdown, TimeShares, Verdict } from '../proto';
+import type { Evidence, RequestInFlight, TimeBreakdown, TimeShares, Verdict } from '../../proto/codec';
 import { SHARE_KEYS, sharesTotal, type ShareKey } from './why-time';
 
 /** What the judge found out about a death beyond its cause (all optional). */

@@ -3,7 +3,7 @@
  * fields (thread time per scheduler state, bpf/runqlat.bpf.c) summed over the
  * window, the buckets at its edges counted for the part inside it. Pure.
  */
-import type { Bucket, ThreadTime, TimeBreakdown, TimeShares } from '../proto';
+import type { Bucket, ThreadTime, TimeBreakdown, TimeShares } from '../../proto/codec';
 import { syscallName, TimeClass } from '../probes/runqlat';
 
 /** TimeShares fields: the Bucket fields of the same names. */

@@ -4,7 +4,7 @@
  * records), its kernel side in bpf/<probe>.bpf.c + bpf/<probe>.h, its layout
  * checks in native/layout_<probe>.cc. Adding a probe is those files and one
  * line in PROBES. Importing this list registers every decoder: a record type
- * with no decoder fails test/records.test.ts.
+ * with no decoder fails test/kernel/records.test.ts.
  */
 import type { IngestContext, RecordHandlers } from '../ingest/context';
 import { RecordType, type UnknownRecord } from '../records';

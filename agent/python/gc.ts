@@ -14,7 +14,7 @@
  */
 import type { Tracer } from '../native';
 import type { Logger } from '../log';
-import type { Feature } from '../proto';
+import type { Feature } from '../../proto/codec';
 import { attachGcProbes, attachGcUprobes } from '../probes/pygc';
 import { chooseGcEntries } from './gc-entry';
 import { createInterpreterCache, InterpreterCache, PythonProcess, versionString } from './interpreter';

@@ -4,7 +4,7 @@ import type { MemoryCgroup } from '../cgroup/memory';
 import type { OomFacts, SignalFacts } from '../deaths/verdict';
 import type { ExitRecord } from '../probes/lifecycle';
 import type { RunqSlowRecord } from '../probes/runqlat';
-import type { Identity, Service, Verdict } from '../proto';
+import type { Identity, Service, Verdict } from '../../proto/codec';
 import type { Cumulative } from '../sampling/cumulative';
 import type { MarkerRing, ServiceTimeline, WorkerTimeline } from '../timeline';
 

@@ -9,7 +9,7 @@ import { decodeHist, HIST_SLOTS, Histogram } from '../records';
 import { decodeCpuStats, CpuStats, TimeClass } from '../probes/runqlat';
 import { decodeFaultStats, decodeRssLast, FaultStats, RssLast } from '../probes/memory';
 import { deviceName, readDiskProcess, readDStateHist, DiskStats } from '../probes/disk';
-import type { DeviceBucket } from '../proto';
+import type { DeviceBucket } from '../../proto/codec';
 import { readGcStats, GcStats } from '../probes/pygc';
 import { histPercentileUs, WorkerField, WorkerSample } from '../timeline';
 import { CLK_TCK, PAGE_SIZE, readStat, ProcStat } from '../procfs';

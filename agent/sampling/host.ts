@@ -3,7 +3,7 @@ import type { ErrorCounter } from '../core/errors';
 import type { Tracer } from '../native';
 import { readDiskDevices, type DiskStats } from '../probes/disk';
 import { readHost, HostSample } from '../procfs';
-import type { DeviceBucket } from '../proto';
+import type { DeviceBucket } from '../../proto/codec';
 import { deviceBuckets } from './cumulative';
 
 export interface HostSampler {

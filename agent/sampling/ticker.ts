@@ -12,7 +12,7 @@ import { HOST_SUBJECT, MarkerBoard, marker } from '../core/markers';
 import { serviceMarkers, workerMarkers } from '../detectors';
 import type { TickEvent } from '../events';
 import type { Tracer } from '../native';
-import type { HostBucket, ServiceBucket } from '../proto';
+import type { HostBucket, ServiceBucket } from '../../proto/codec';
 import type { Registry } from '../registry/registry';
 import type { HostTimeline } from '../timeline';
 import type { HostSampler } from './host';

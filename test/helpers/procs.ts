@@ -104,3 +104,25 @@ export function procStartTicks(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[19]);
 }
+
+/**
+ * Python for a master whose children die one after another: a long-lived child (so the
+ * master counts as a pre-fork server), then a child every `everyS` that lives `lifeS` and
+ * exits 1 — a steady stream of failure post-mortems. Prints "ready".
+ */
+export function dyingChildrenMaster(lifeS: number, everyS: number): string {
+  return `
+import os, sys, time
+keeper = os.fork()
+if keeper == 0:
+    time.sleep(3600); os._exit(0)
+print("ready", flush=True)
+while True:
+    if os.fork() == 0:
+        time.sleep(${lifeS}); os._exit(1)
+    time.sleep(${everyS})
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]: pass
+    except ChildProcessError: pass
+`;
+}

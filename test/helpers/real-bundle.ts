@@ -11,7 +11,7 @@ import * as path from 'path';
 import { createAgent } from '../../agent/agent';
 import { createBundleStore } from '../../agent/store';
 import { createLogger } from '../../agent/log';
-import type { Bundle, IncidentSummary } from '../../agent/proto';
+import type { Bundle, IncidentSummary } from '../../proto/codec';
 import { killGroup, sleep, stopAll, waitFor } from './procs';
 import { appDir, freePort, get, gunicorn, ready, workersOf } from './services';
 

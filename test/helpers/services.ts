@@ -12,51 +12,11 @@ import * as path from 'path';
 import { ChildProcess, SpawnOptions } from 'child_process';
 import { start, waitFor } from './procs';
 
-export const FLASK_APP = `
-import ctypes, os, time
-from flask import Flask
-app = Flask(__name__)
-hoard = []
+/** The Flask and ASGI apps every service test serves (the benchmarks serve the same Flask app). */
+export const APPS_DIR = path.resolve(__dirname, '..', 'fixtures', 'apps');
+export const FLASK_APP = fs.readFileSync(path.join(APPS_DIR, 'app.py'), 'utf8');
 
-@app.route("/")
-def index():
-    return "ok"
-
-@app.route("/leak/<int:mb>")
-def leak(mb):
-    block = bytearray(mb * 1024 * 1024)
-    for i in range(0, len(block), 4096):
-        block[i] = 1  # touch every page: resident, not just reserved
-    hoard.append(block)
-    return "held %d MiB" % (sum(len(b) for b in hoard) >> 20)
-
-@app.route("/block/<int:seconds>")
-def block(seconds):
-    time.sleep(seconds)
-    return "done"
-
-@app.route("/gc")
-def collect():
-    import gc
-    junk = []
-    for _ in range(200000):
-        a = []; a.append(a); junk.append(a)  # cycles only the collector frees
-    del junk
-    return "collected %d" % gc.collect()
-
-@app.route("/crash")
-def crash():
-    ctypes.string_at(0)
-    return "unreachable"
-`;
-
-export const ASGI_APP = `
-async def app(scope, receive, send):
-    if scope["type"] != "http":
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": b"ok"})
-`;
+export const ASGI_APP = fs.readFileSync(path.join(APPS_DIR, 'asgi.py'), 'utf8');
 
 export interface AppDir {
   dir: string;

@@ -16,7 +16,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { Death } from '../../agent/proto';
+import type { Death } from '../../proto/codec';
 import { linkIdsOf } from '../helpers/bpf';
 import { killGroup, printed, sleep, start, stopAll, waitFor } from '../helpers/procs';
 import { freePort } from '../helpers/services';

@@ -22,7 +22,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadAddon } from '../../agent/native';
 import { RecordType } from '../../agent/records';
-import type { ServerMessage } from '../../agent/proto';
+import type { ServerMessage } from '../../proto/codec';
 import { encodeFloodCfg, floodProducerCode } from '../../agent/probes';
 import { runPremortem, type Running } from '../../agent/run';
 import { exited, start, sleep, waitFor } from '../helpers/procs';

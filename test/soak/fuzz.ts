@@ -14,7 +14,7 @@
 import fc from 'fast-check';
 import { decodeBatch, LAYOUT, RecordFormatError } from '../../agent/records';
 import '../../agent/probes';
-import { ProtoError, PROTOCOL_VERSION } from '../../agent/proto';
+import { ProtoError, PROTOCOL_VERSION } from '../../proto/codec';
 import { createServer } from '../../agent/server';
 import { codec, connect, healthOf } from './harness';
 

@@ -13,23 +13,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { createBundleStore, decodeBundleFile } from '../../agent/store';
-import { printed, sleep, start, killGroup } from '../helpers/procs';
+import { dyingChildrenMaster, printed, sleep, start, killGroup } from '../helpers/procs';
 import { allLinkIds, allProgIds, alive, bpfObjectsOf, childPids, healthOf, startCliAgent } from './harness';
 
-const MASTER = `
-import os, sys, time
-keeper = os.fork()
-if keeper == 0:
-    time.sleep(3600); os._exit(0)
-print("ready", flush=True)
-while True:
-    if os.fork() == 0:
-        time.sleep(0.02); os._exit(1)
-    time.sleep(0.1)
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0]: pass
-    except ChildProcessError: pass
-`;
+const MASTER = dyingChildrenMaster(0.02, 0.1);
 
 export interface RestartResult { rounds: number; firstStartMs: number; maxHealthyMs: number; bundlesWritten: number; listed: number; files: number; tempFilesSeen: number; leftLinks: number; leftProgs: number }
 

@@ -1,27 +1,24 @@
 /**
- * The viewer's codec: the agent's own loader (agent/proto.ts) over the schema
+ * The viewer's codec: the agent's own loader (proto/codec.ts) over the schema
  * text that esbuild embeds at build time. No second copy of the schema exists.
  */
 import protoText from '../../proto/premortem.proto';
-import { createCodec, type Bundle, type Codec } from '../../agent/proto';
+import { createCodec, type Bundle, type Codec } from '../../proto/codec';
+import { hasBundleFileHeader, splitBundleFile } from '../../proto/bundle-file';
 
 export {
   PROTOCOL_VERSION, checkServerHello, workerKey,
-} from '../../agent/proto';
+} from '../../proto/codec';
 export type {
   Bucket, Bundle, Death, Delta, Evidence, Hello, HostBucket, Identity, IncidentSummary, Lost, Marker, Service,
   ServiceBucket, ServerMessage, Snapshot, Verdict, VerdictKind, Worker, WorkerTimeline, Feature, History,
-} from '../../agent/proto';
+} from '../../proto/codec';
 
 let cached: Codec | undefined;
 
 export function codec(): Codec {
   return (cached ??= createCodec(protoText));
 }
-
-/** On-disk bundle files (agent/store.ts) start with this header before the protobuf payload. */
-const FILE_MAGIC = [0x50, 0x4d, 0x42, 0x31]; // "PMB1"
-const FILE_HEADER_BYTES = 40;
 
 /**
  * A post-mortem from bytes: the raw protobuf Bundle (GET /api/incidents/:id.pb,
@@ -30,12 +27,12 @@ const FILE_HEADER_BYTES = 40;
  */
 export function decodeBundleBytes(bytes: Uint8Array): Bundle {
   let payload = bytes;
-  if (bytes.length >= FILE_HEADER_BYTES && FILE_MAGIC.every((b, i) => bytes[i] === b)) {
-    const len = new DataView(bytes.buffer, bytes.byteOffset + 4, 4).getUint32(0, true);
-    if (FILE_HEADER_BYTES + len !== bytes.length) {
-      throw new Error(`this premortem bundle file is truncated or corrupt (header says ${len} bytes of payload, file has ${bytes.length - FILE_HEADER_BYTES})`);
+  if (hasBundleFileHeader(bytes)) {
+    try {
+      payload = splitBundleFile(bytes).payload;
+    } catch (e) {
+      throw new Error(`this premortem bundle file is truncated or corrupt: ${(e as Error).message}`);
     }
-    payload = bytes.subarray(FILE_HEADER_BYTES);
   }
   const r = codec().tryDecodeBundle(payload);
   if (!r.ok) throw new Error(`not a premortem bundle: ${r.error.message}`);

@@ -5,7 +5,7 @@
  * reconnecting would only repeat the refusal).
  */
 import { codec, PROTOCOL_VERSION, checkServerHello, type ServerMessage } from './codec';
-import type { ClientMessage, DeepPartial } from '../../agent/proto';
+import type { ClientMessage, DeepPartial } from '../../proto/codec';
 
 export type ConnState =
   | { kind: 'connecting'; attempt: number }

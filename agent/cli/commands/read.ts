@@ -4,7 +4,9 @@
  */
 import * as fs from 'fs';
 import { DEFAULTS } from '../../config';
-import { bundleToJson, createBundleStore, isValidBundleId, type BundleStore } from '../../store';
+import { createBundleStore, isValidBundleId, type BundleStore } from '../../store';
+import { bundleToJson, EXPORT_FORMATS, exporterFor } from '../../export';
+import { loadCodec } from '../../../proto/node';
 import { get, UsageError, type ParsedCommand } from '../args';
 import { formatBundle, formatIncidentLine } from '../format';
 import { writeOut } from '../output';
@@ -47,21 +49,16 @@ export async function show(p: ParsedCommand): Promise<number> {
   return EXIT.ok;
 }
 
-const EXPORTERS: Record<string, string> = { perfetto: '../../export-perfetto', html: '../../export-html' };
-
 export async function exportBundle(p: ParsedCommand): Promise<number> {
   const id = bundleId(p);
   const format = get.str(p, 'format') ?? 'json';
+  const exporter = exporterFor(format);
+  if (!exporter) throw new UsageError(`--format must be one of ${EXPORT_FORMATS.join(', ')}, got '${format}'`, p.cmd);
   const store = await openReadOnly(p);
   let data: Uint8Array | string;
   try {
-    if (format === 'pb') data = await store.readRaw(id);
-    else if (format === 'json') data = JSON.stringify(bundleToJson(await store.read(id)), null, 2) + '\n';
-    else {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const mod = require(EXPORTERS[format]) as { exportBundle(b: unknown): Promise<string | Uint8Array> };
-      data = await mod.exportBundle(await store.read(id));
-    }
+    const raw = await store.readRaw(id); // read once: the other formats decode these bytes
+    data = exporter.export(loadCodec().decodeBundle(raw), raw);
   } finally {
     await store.close();
   }
