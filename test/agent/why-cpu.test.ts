@@ -25,15 +25,6 @@ const cgroups: TestCgroup[] = [];
 
 beforeAll(async () => {
   app = appDir('whycpu');
-  fs.appendFileSync(path.join(app.dir, 'app.py'), `
-@app.route("/spin/<int:seconds>")
-def spin(seconds):
-    end = time.time() + seconds
-    n = 0
-    while time.time() < end:
-        n += 1
-    return str(n)
-`);
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-whycpu-'));
   running = await runPremortem(
     { port: 0, dataDir, intervalMs: 500, windowMs: 60_000, bundleWindowMs: 30_000, match: app.match, autoDiscover: false, discoveryIntervalMs: 500 },

@@ -14,31 +14,11 @@ import type { Death } from '../../proto/codec';
 import { createBundleStore, BundleStore } from '../../agent/store';
 import { workerKey } from '../../proto/codec';
 import { killGroup, sleep, start, stopAll, waitFor } from '../helpers/procs';
-import { appDir, AppDir, freePort, get, ready, workersOf } from '../helpers/services';
+import { appDir, AppDir, APPS_DIR, freePort, get, ready, workersOf } from '../helpers/services';
 import { createMemoryCgroup, TestCgroup } from '../helpers/cgroup';
 import { procStartTicks } from '../helpers/procs';
 
 const MiB = 1 << 20;
-const HOLD_APP = `
-import asyncio
-hoard = []
-
-async def app(scope, receive, send):
-    if scope["type"] != "http":
-        return
-    path = scope["path"]
-    if path.startswith("/hold/"):
-        await asyncio.sleep(3600)
-    elif path == "/leak":
-        while True:
-            block = bytearray(8 << 20)
-            for i in range(0, len(block), 4096):
-                block[i] = 1  # resident, not just reserved
-            hoard.append(block)
-            await asyncio.sleep(0.05)
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.body", "body": b"ok"})
-`;
 
 let app: AppDir;
 let dataDir: string;
@@ -48,7 +28,7 @@ const cgroups: TestCgroup[] = [];
 
 beforeAll(async () => {
   app = appDir('whyreq');
-  fs.writeFileSync(path.join(app.dir, 'hold.py'), HOLD_APP);
+  fs.copyFileSync(path.join(APPS_DIR, 'asgi_hold.py'), path.join(app.dir, 'hold.py'));
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-whyreq-data-'));
   store = createBundleStore({ dir: dataDir, logger: createLogger({ level: 'error' }) });
   await store.ready();

@@ -20,14 +20,6 @@ const deaths: Death[] = [];
 
 beforeAll(async () => {
   app = appDir('whythreads');
-  fs.appendFileSync(path.join(app.dir, 'app.py'), `
-@app.route("/spin/<int:seconds>")
-def spin(seconds):
-    end = time.time() + seconds
-    while time.time() < end:
-        pass
-    return "done"
-`);
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-whythreads-'));
   agent = createAgent(
     { port: null, dataDir, intervalMs: 500, windowMs: 60_000, bundleWindowMs: 30_000, match: app.match, autoDiscover: false, discoveryIntervalMs: 500 },

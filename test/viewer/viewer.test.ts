@@ -17,7 +17,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { runPremortem, type Running } from '../../agent/run';
 import { createLogger } from '../../agent/log';
 import { loadCodec } from '../../proto/node';
-import { start, stopAll, sleep, waitFor } from '../helpers/procs';
+import { start, stopAll, sleep, waitFor, waitForAsync } from '../helpers/procs';
 
 jest.setTimeout(85_000);
 
@@ -153,8 +153,8 @@ test('a real SIGSEGV raises an incident whose post-mortem says crashed, with the
   expect(crashedBundleId).toBeTruthy();
   // The incident also raised a toast while we were watching.
   expect(await page.$('[data-testid="toast-incident"]')).not.toBeNull();
-  // (a string: the test compiles without the DOM lib)
-  await page.waitForFunction(`!document.querySelector('.inc[data-verdict="crashed"] .inc-sub')?.textContent?.includes('writing')`, null, { timeout: 10_000 });
+  // Polled from node: the page's CSP forbids the eval a polling waitForFunction needs.
+  await waitForAsync(async () => !((await page.textContent('.inc[data-verdict="crashed"] .inc-sub')) ?? '').includes('writing'), 10_000, 'the bundle written');
   // By selector, not the handle: the sidebar is re-rendered as incidents arrive.
   await page.click(`.inc[data-incident="${crashedBundleId}"]`);
   await page.waitForSelector('[data-view="postmortem"][data-verdict="crashed"]', { timeout: 10_000 });
