@@ -19,12 +19,14 @@ import { createErrorCounter, ErrorCounter } from './core/errors';
 import { createLossLedger, LossLedger } from './core/loss';
 import { createMarkerBoard, MarkerBoard } from './core/markers';
 import { createJudge, Judge } from './deaths/judge';
+import { createWhy, type Why } from './deaths/why-facts';
+import type { WhyFacts } from './deaths/why-text';
 import type { AgentEvents } from './events';
 import { probeFeatures } from './features';
 import { createIngest } from './ingest/context';
 import { log as defaultLog, Logger } from './log';
 import { loadAddon, Tracer } from './native';
-import { allHandlers } from './probes';
+import { allHandlers, PROBES } from './probes';
 import { TcpWatcher } from './probes/tcp';
 import { unwatchServicePorts, watchServicePorts } from './probes/tcp/services';
 import type { Feature, Snapshot } from '../proto/codec';
@@ -65,6 +67,11 @@ export interface Agent extends EventEmitter<AgentEvents> {
   health(): AgentHealth;
   /** A worker's buckets and markers between two times; also its service's and the host's when asked. */
   history(workerKey: string, fromMs: number, toMs: number, also?: { serviceId?: string; host?: boolean }): HistoryAnswer;
+  /**
+   * Where a live worker's last window went (default: its server's timeout) and the requests it
+   * has in flight; null: no such live worker.
+   */
+  why(workerKey: string, windowMs?: number): WhyFacts | null;
   /** Tracks one process now (explicit --pid). */
   trackPid(pid: number): boolean;
   /** The native tracer once started (tools and tests that drive probe maps, e.g. flood_cfg). */
@@ -94,6 +101,7 @@ interface Running {
   pythonGc: PythonGc;
   stacks?: StackWatch;
   probeFeatures: Feature[];
+  why: Why;
 }
 
 class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
@@ -140,9 +148,10 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
       topology: () => this.emit('topology'),
     });
     const workerSampler = createWorkerSampler(tracer, loaded, o, clock, this.loss, this.markers);
+    const why = createWhy({ options: o, clock, tracer, loaded, registry, threads: workerSampler.threads });
     const stacks = o.stackIntervalMs > 0
       ? createStackWatch({ options: o, registry, sampler: createStackSampler({ interpreters }), errors: this.errors }) : undefined;
-    const judge = createJudge({
+    const judge = createJudge({ why,
       options: o, agentVersion: AGENT_VERSION, clock, tracer, registry, host: this.host, loss: this.loss, markers: this.markers,
       sampler: workerSampler, store: this.store, stacks, log: this.log, errors: this.errors,
       emit: {
@@ -162,7 +171,7 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
       samplers: { worker: workerSampler, service: createServiceSampler(o, clock, registry, tcp, this.loss, this.errors), host: createHostSampler(tracer, loaded, this.errors) },
       emit: { tick: (t) => { stacks?.onMarkers(t.markers); this.emit('tick', t); }, lost: (l) => this.emit('lost', l) },
     });
-    this.running = { clock, tracer, registry, watch, judge, ticker, pythonGc, stacks, probeFeatures: features };
+    this.running = { clock, tracer, registry, watch, judge, ticker, pythonGc, stacks, probeFeatures: features, why };
     watch.start();
     ticker.start();
     stacks?.start();
@@ -171,15 +180,18 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
 
   private openTracer(onRecords: (batch: ArrayBuffer) => void): Tracer {
     const o = this.options;
-    const wants = (probe: string) => o.probes === undefined || o.probes.includes(probe);
+    const wants = (probe: string) => (o.probes === undefined || o.probes.includes(probe)) && (probe !== 'requests' || o.requests);
+    // --no-requests: the requests probe is not loaded at all.
+    const probes = o.requests ? o.probes : (o.probes ?? PROBES.map((p) => p.name).filter((n) => n !== 'flood')).filter((n) => n !== 'requests');
     return new (loadAddon().Tracer)({
-      probes: o.probes,
+      probes,
       ringBufferBytes: o.ringBufferBytes,
       disablePrograms: o.disablePrograms,
       rodata: {
         runqlat: { targ_min_us: o.slowWaitUs },
         ...(wants('disk') ? { disk: { targ_slow_us: o.slowBioUs } } : {}),
         ...(wants('pygc') ? { pygc: { targ_gc_min_us: o.gcRecordUs } } : {}),
+        ...(wants('requests') ? { requests: { targ_keep_query: o.requestQuery ? 1 : 0 } } : {}),
       },
       onRecords,
     });
@@ -223,14 +235,21 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
   features(): Feature[] {
     if (!this.running) return [];
     const o = this.options;
+    const off: Feature[] = o.requests ? [] : [{ name: 'requests', enabled: false, reason: 'off (--no-requests)' }];
     const stacks: Feature = o.stackIntervalMs > 0
       ? { name: 'python-stacks', enabled: true, reason: `every ${o.stackIntervalMs} ms per worker (${o.stackBurstIntervalMs} ms for ${o.stackBurstMs / 1000} s after a marker or a stop signal)` }
       : { name: 'python-stacks', enabled: false, reason: 'turned off (stackIntervalMs 0)' };
-    return [...this.running.probeFeatures, ...this.running.pythonGc.features(), stacks];
+    return [...this.running.probeFeatures, ...off, ...this.running.pythonGc.features(), stacks];
   }
 
   stackStats(): StackWatchStats | undefined {
     return this.running?.stacks?.stats();
+  }
+
+  why(key: string, windowMs?: number): WhyFacts | null {
+    const r = this.running;
+    const w = r?.registry.workers.get(key);
+    return r && w?.alive ? r.why.live(w, Date.now(), windowMs) : null;
   }
 
   trackPid(pid: number): boolean {

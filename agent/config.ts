@@ -68,6 +68,10 @@ export interface AgentOptions {
   disablePrograms: string[];
   /** How long after an exit the agent waits for trailing records before judging (ms). */
   deathSettleMs: number;
+  /** Capture the HTTP requests workers have in flight (the requests probe); false: --no-requests. */
+  requests: boolean;
+  /** Keep the query string of captured request lines (dropped in the kernel by default). */
+  requestQuery: boolean;
   /** Python stacks of tracked workers: each is sampled this often (ms); 0 turns stack sampling off. */
   stackIntervalMs: number;
   /** ...and this often for stackBurstMs after a marker on it or a SIGABRT/SIGTERM from its master (ms). */
@@ -115,6 +119,8 @@ export const DEFAULTS: AgentOptions = {
   gcRecordUs: 10_000,
   disablePrograms: [],
   deathSettleMs: 150,
+  requests: true,
+  requestQuery: false,
   stackIntervalMs: 1000,
   stackBurstIntervalMs: 200,
   stackBurstMs: 5000,

@@ -12,6 +12,7 @@ import { projectRoot } from './native';
 import { createBundleStore, BundleStore } from './store';
 import { createServer, PremortemServer, ServerHooks } from './server';
 import { createMetrics, Metrics, MetricsOptions } from './metrics';
+import { whyRoute, WHY_ROUTE_PATH } from './server/why';
 import { createHealthMonitor, HealthMonitor, livenessLimitMs } from './health';
 import type { OtlpExporter, OtlpOptions } from './otlp';
 import { holdsCapabilities, startServerProcess } from './server/process';
@@ -91,9 +92,9 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
     otlp = (require('./otlp') as typeof import('./otlp')).createOtlpExporter(agent, metrics!, { logger, ...extras.otlp });
   }
   const serveMetrics = extras.metrics !== false ? metrics : undefined;
-  const extraRoutes: ServerHooks['extraRoutes'] = serveMetrics
-    ? (req, res, url) => serveMetrics.handle(req, res, url) || (extras.extraRoutes?.(req, res, url) ?? false)
-    : extras.extraRoutes;
+  const serveWhy = whyRoute(agent); // GET /api/workers/:worker/why
+  const extraRoutes: ServerHooks['extraRoutes'] = (req, res, url) => serveWhy(req, res, url)
+    || (serveMetrics?.handle(req, res, url) ?? false) || (extras.extraRoutes?.(req, res, url) ?? false);
 
   let server: PremortemServer | undefined;
   let url: string | undefined;
@@ -105,8 +106,8 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
       snapshot: () => agent.snapshot(),
       history: (key, from, to, also) => agent.history(key, from, to, also),
       extraRoutes,
-      // Only /metrics is ours: other paths never wait for the agent (unless a caller adds its own routes).
-      extraRoutePaths: extras.extraRoutes ? undefined : (serveMetrics ? [serveMetrics.path] : []),
+      // Only /metrics and the why route are ours: other paths never wait for the agent (unless a caller adds its own routes).
+      extraRoutePaths: extras.extraRoutes ? undefined : [WHY_ROUTE_PATH, ...(serveMetrics ? [serveMetrics.path] : [])],
     };
     const config = {
       host: options.host, port: options.port, token: options.token,

@@ -12,6 +12,9 @@ export const WORKER_FIELDS = [
   'minorFaults', 'majorFaults', 'rssBytes', 'rssSlopeBytesPerS', 'cgroupUsageBytes', 'cgroupLimitBytes',
   'dstateNs', 'dstateMaxNs', 'bioReadBytes', 'bioWriteBytes', 'bioOps', 'gcPauses', 'gcPauseNs',
   'gcMaxPauseNs', 'threads', 'signalsReceived', 'bioLatP99Us', 'bioLatMaxUs',
+  // Where the time went (issue 15): thread time per scheduler state, and the latest D-sleep syscall.
+  'onCpuNs', 'runqWaitNs', 'throttledNs', 'blockedIoNs', 'faultWaitNs', 'sleepNetNs', 'sleepLockNs',
+  'sleepTimerNs', 'sleepOtherNs', 'blockedSyscall',
 ] as const satisfies ReadonlyArray<keyof Bucket>;
 export type WorkerField = (typeof WORKER_FIELDS)[number];
 export type WorkerSample = Partial<Record<WorkerField, number>> & { runqHist?: ArrayLike<number>; gap?: boolean };

@@ -8,6 +8,8 @@ import type { LatencyResult } from './latency';
 import type { MemoryResult } from './memory';
 import { lifecycleExact, type WorkloadResult } from './overhead';
 import type { ProgCostResult } from './progcost';
+import { whyCostMarkdown, type WhyCostResult } from './cost-why';
+import { WORKER_FIELDS } from '../agent/timeline';
 
 export const SCHEMA = 'premortem-bench/1';
 const MIN_EVENTS = 1000;
@@ -32,6 +34,8 @@ export interface BenchResults {
   ingest: IngestResult | null;
   latency: LatencyResult | null;
   programCost: ProgCostResult | null;
+  /** Issue 15: time accounting and requests in flight, before vs after (absent in older results). */
+  whyCost?: WhyCostResult | null;
   targets: Target[];
   errors: Array<{ step: string; error: string }>;
 }
@@ -152,6 +156,7 @@ export function markdown(r: BenchResults): string {
     for (const x of p.programs) L.push(`| ${x.owner} | ${x.program} | ${x.hook} | ${x.events} | ${x.nsPerEvent ?? '–'} |`);
     L.push('');
   }
+  if (r.whyCost) L.push('## 6. Why it died: time accounting and requests in flight, before and after', '', ...whyCostMarkdown(r.whyCost));
   L.push(...notes(r));
   if (r.errors.length) {
     L.push('## Steps that failed', '');
@@ -208,7 +213,7 @@ function notes(r: BenchResults): string[] {
   if (m && missed.has('memory-256')) {
     const perTimelineKiB = m.trackedAlive ? (m.timelineMiB * 1024) / m.trackedAlive : 0;
     out.push(`- **Agent RSS at 256 workers: ${m.rssMiB} MiB.** The biggest part that grows with workers is the timelines: ${m.timelineMiB} MiB, `
-      + `${perTimelineKiB.toFixed(0)} KiB per tracked process (${m.bucketsPerTimeline} buckets × 23 Float64 columns + a Uint32 runqueue histogram per bucket, preallocated). `
+      + `${perTimelineKiB.toFixed(0)} KiB per tracked process (${m.bucketsPerTimeline} buckets × ${WORKER_FIELDS.length} Float64 columns + a Uint32 runqueue histogram per bucket, preallocated). `
       + `RSS also counts ${m.bpfMappedRssMiB} MiB of BPF mappings (the ring buffer's data pages, mapped twice; kernel memory already in the BPF map figure) and the node binary's shared text: `
       + `the proportional set size is ${m.pssMiB} MiB, private anonymous memory ${m.anonMiB} MiB, of which V8 heap in use ${m.heapUsedMiB} MiB and timelines ${m.timelineMiB} MiB; `
       + `the other ${(m.anonMiB - m.heapUsedMiB - m.timelineMiB).toFixed(0)} MiB (V8's reserved but unused heap, external buffers, native allocations) is not broken down here — a heap snapshot of an agent at 256 workers would. `

@@ -4,7 +4,7 @@
  * and .md, and (for a full run) docs/BENCHMARKS.md.
  *
  *   node dist/bench/run.js [--quick | --smoke] [--rounds N] [--seconds S] [--warmup S]
- *        [--only overhead,memory,ingest,latency,progcost] [--workloads W1,W2,W3]
+ *        [--only overhead,memory,ingest,latency,progcost,why] [--workloads W1,W2,W3]
  *        [--conditions premortem,runqlat,...] [--seed N] [--out DIR] [--docs | --no-docs]
  *   env: BENCH_ROUNDS, BENCH_SECONDS (flags win)
  *
@@ -22,11 +22,12 @@ import { cleanupAll, installSignalCleanup, log } from './lib';
 import { runMemory } from './memory';
 import { runOverhead, WorkloadName } from './overhead';
 import { runProgCost } from './progcost';
+import { runWhyCost } from './cost-why';
 import { BenchResults, evaluateTargets, markdown, SCHEMA } from './report';
 import { appDir } from './services';
 import { Condition, TRACERS } from './conditions';
 
-const STEPS = ['overhead', 'memory', 'ingest', 'latency', 'progcost'] as const;
+const STEPS = ['overhead', 'memory', 'ingest', 'latency', 'progcost', 'why'] as const;
 type Step = (typeof STEPS)[number];
 
 function parse(argv: string[]) {
@@ -94,8 +95,8 @@ function merge(base: BenchResults, part: BenchResults): BenchResults {
     out.overhead = [...(base.overhead ?? []).filter((w) => !names.has(w.name)), ...part.overhead].sort((a, b) => a.name.localeCompare(b.name));
     replaced.push(...[...names].map((n) => `overhead ${n}`));
   }
-  for (const k of ['memory', 'ingest', 'latency', 'programCost'] as const) {
-    const step = k === 'programCost' ? 'progcost' : k;
+  for (const k of ['memory', 'ingest', 'latency', 'programCost', 'whyCost'] as const) {
+    const step = k === 'programCost' ? 'progcost' : k === 'whyCost' ? 'why' : k;
     if (steps.includes(step) && part[k]) {
       (out as unknown as Record<string, unknown>)[k] = part[k];
       replaced.push(step);
@@ -121,7 +122,7 @@ async function main(): Promise<number> {
     schema: SCHEMA, startedAt,
     machine: { cpus: os.cpus().length, kernel: os.release(), node: process.version, loadAvgAtStart },
     options: { mode: o.mode, rounds: o.rounds, seconds: o.seconds, warmupSeconds: o.warmupSeconds, seed: o.seed, workloads: o.workloads, conditions: ['none', ...o.tracers], steps: o.steps },
-    overhead: null, memory: null, ingest: null, latency: null, programCost: null, errors: [],
+    overhead: null, memory: null, ingest: null, latency: null, programCost: null, whyCost: null, errors: [],
   };
   const step = async <T>(name: Step, fn: () => Promise<T>): Promise<T | null> => {
     if (!o.steps.includes(name)) return null;
@@ -139,6 +140,7 @@ async function main(): Promise<number> {
   try {
     // The most robust figures first, while nothing of ours is running.
     res.programCost = await step('progcost', () => runProgCost(app, { seconds: o.progSeconds }));
+    res.whyCost = await step('why', () => runWhyCost({ seconds: o.progSeconds, rounds: o.mode === 'full' ? 4 : 2 }));
     res.ingest = await step('ingest', () => runIngest({ seconds: o.ingestSeconds, rates: o.ingestRates }));
     res.latency = await step('latency', () => runLatency(app, { ...o.latency, seed: o.seed }));
     res.memory = await step('memory', () => runMemory(app, o.memory));

@@ -187,8 +187,10 @@ int BPF_PROG(block_rq_complete, struct request *rq, blk_status_t error, unsigned
 		stats_add(s, &f, lat_ns, error, slow);
 	if (f.tracked) {
 		s = stats_get(&disk_proc, f.pid);
-		if (s)
+		if (s) {
 			stats_add(s, &f, lat_ns, error, slow);
+			s->last_dev = dev;
+		}
 	}
 	if (!slow)
 		return 0;

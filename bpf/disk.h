@@ -44,7 +44,7 @@ struct pm_disk_stats {
 	__u64 other_bytes;
 	__u64 errors;
 	__u64 slow; /* requests above targ_slow_us, counted even when the record is dropped */
-	__u64 pad;
+	__u64 last_dev; /* per process: dev of the latest request it issued (where its I/O goes) */
 };
 
 #endif

@@ -61,8 +61,10 @@ export interface TracerOptions {
 }
 
 export interface MapDump {
+  /** keySize / 4 words per key: a 64-bit key (tgid << 32 | fd) is two words, low first. */
   keys: Uint32Array;
-  /** `keys.length` values of `valueSize` bytes, per-CPU values summed. */
+  keySize: 4 | 8;
+  /** One value of `valueSize` bytes per key, per-CPU values summed. */
   values: ArrayBuffer;
   valueSize: number;
 }
@@ -96,12 +98,14 @@ export class Tracer {
   track(pid: number, startNs?: number | bigint, flags?: number): void;
   untrack(pid: number): boolean;
   /**
-   * Map access by key: a number for maps with 32-bit keys, or an ArrayBuffer of exactly the
-   * map's key size for struct keys (e.g. tcp `ports`: netns inode + port).
+   * Map access by key: a number for maps with 32-bit keys, a bigint (or a number below 2^53)
+   * for 64-bit keys (e.g. requests: tgid << 32 | fd), or an ArrayBuffer of exactly the map's
+   * key size for struct keys (e.g. tcp `ports`: netns inode + port).
    */
-  mapLookup(probe: string, map: string, key: number | ArrayBuffer): ArrayBuffer | null;
-  mapUpdate(probe: string, map: string, key: number | ArrayBuffer, value: ArrayBuffer): void;
-  mapDelete(probe: string, map: string, key: number | ArrayBuffer): boolean;
+  mapLookup(probe: string, map: string, key: number | bigint | ArrayBuffer): ArrayBuffer | null;
+  mapUpdate(probe: string, map: string, key: number | bigint | ArrayBuffer, value: ArrayBuffer): void;
+  mapDelete(probe: string, map: string, key: number | bigint | ArrayBuffer): boolean;
+  /** Every entry (keys of any size that is a multiple of 4). */
   mapDump(probe: string, map: string): MapDump;
   stats(): TracerStats;
   /** Attaches a deferred USDT program to one binary (pid -1: every process). Returns a link id. */

@@ -25,7 +25,8 @@ void Fill(Napi::Env env, Napi::Object s) {
                           .PM_FIELD(pm_disk_stats, read_bytes).PM_FIELD(pm_disk_stats, write_ops)
                           .PM_FIELD(pm_disk_stats, write_bytes).PM_FIELD(pm_disk_stats, flush_ops)
                           .PM_FIELD(pm_disk_stats, other_ops).PM_FIELD(pm_disk_stats, other_bytes)
-                          .PM_FIELD(pm_disk_stats, errors).PM_FIELD(pm_disk_stats, slow).Done());
+                          .PM_FIELD(pm_disk_stats, errors).PM_FIELD(pm_disk_stats, slow)
+                          .PM_FIELD(pm_disk_stats, last_dev).Done());
 }
 
 LayoutRegistrar registrar(Fill);

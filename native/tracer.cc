@@ -485,12 +485,14 @@ int Tracer::MapFd(Napi::Env env, const Napi::Value& probe, const Napi::Value& ma
     enum bpf_map_type t = bpf_map__type(m);
     *percpu = t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH;
     *value_size = bpf_map__value_size(m);
+    size_t ks = bpf_map__key_size(m);
     if (key_size) {
-      *key_size = bpf_map__key_size(m);
+      *key_size = ks;
       return bpf_map__fd(m);
     }
-    if (bpf_map__key_size(m) != 4)
+    if (ks != 4)
       throw MakeFailure(kErrMap, EINVAL, "map '" + mname + "' does not have 32-bit keys").ToError(env);
+    if (key_size) *key_size = ks;
     return bpf_map__fd(m);
   }
   throw MakeFailure(kErrUnknownProbe, EINVAL, "no probe '" + pname + "' in this tracer").ToError(env);
@@ -498,17 +500,20 @@ int Tracer::MapFd(Napi::Env env, const Napi::Value& probe, const Napi::Value& ma
 
 namespace {
 
-// A map key from JS: a number for 32-bit keys, or an ArrayBuffer of exactly the key's size
-// (struct keys such as tcp's (netns, port)).
+// A map key from JS: a number for 32-bit keys, a BigInt or a Number for 64-bit keys, or an
+// ArrayBuffer of exactly the key's size (struct keys such as tcp's (netns, port)).
 std::vector<uint8_t> KeyOf(Napi::Env env, const Napi::Value& v, size_t key_size) {
   std::vector<uint8_t> key(key_size, 0);
   if (v.IsNumber() && key_size == 4) {
     uint32_t k = v.As<Napi::Number>().Uint32Value();
     memcpy(key.data(), &k, 4);
+  } else if ((v.IsNumber() || v.IsBigInt()) && key_size == 8) {
+    uint64_t k = ToU64(v);
+    memcpy(key.data(), &k, 8);
   } else if (v.IsArrayBuffer() && v.As<Napi::ArrayBuffer>().ByteLength() == key_size) {
     memcpy(key.data(), v.As<Napi::ArrayBuffer>().Data(), key_size);
   } else {
-    throw MakeFailure(kErrArg, EINVAL, "the map key must be " + std::string(key_size == 4 ? "a number or " : "") +
+    throw MakeFailure(kErrArg, EINVAL, "the map key must be " + std::string(key_size == 4 ? "a number or " : key_size == 8 ? "a bigint, a number or " : "") +
                                            "an ArrayBuffer of " + std::to_string(key_size) + " bytes").ToError(env);
   }
   return key;
@@ -562,6 +567,7 @@ Napi::Value Tracer::MapUpdate(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// 64-bit keys (a map keyed by tgid << 32 | fd) come as a BigInt or a Number.
 Napi::Value Tracer::MapDelete(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool percpu;
@@ -571,33 +577,35 @@ Napi::Value Tracer::MapDelete(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, bpf_map_delete_elem(fd, key.data()) == 0);
 }
 
+// Keys come back as 32-bit words, keySize / 4 per key (a 64-bit key: low word first).
 Napi::Value Tracer::MapDump(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool percpu;
-  size_t vsize;
-  int fd = MapFd(env, info[0], info[1], &percpu, &vsize);
-  std::vector<uint32_t> keys;
-  uint32_t key, next;
-  uint32_t* prev = nullptr;
-  while (keys.size() < (1u << 20) && bpf_map_get_next_key(fd, prev, &next) == 0) {
-    keys.push_back(next);
+  size_t vsize, ksize;
+  int fd = MapFd(env, info[0], info[1], &percpu, &vsize, &ksize);
+  std::vector<uint8_t> keys;
+  std::vector<uint8_t> key(ksize), next(ksize);
+  const void* prev = nullptr;
+  while (keys.size() / ksize < (1u << 20) && bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+    keys.insert(keys.end(), next.begin(), next.end());
     key = next;
-    prev = &key;
+    prev = key.data();
   }
   std::vector<uint8_t> values;
-  std::vector<uint32_t> found;
+  std::vector<uint8_t> found;
   std::vector<uint8_t> v;
-  for (uint32_t k : keys)
-    if (ReadValue(fd, &k, percpu, vsize, v)) {  // a key deleted meanwhile is skipped
-      found.push_back(k);
+  for (size_t off = 0; off < keys.size(); off += ksize)
+    if (ReadValue(fd, keys.data() + off, percpu, vsize, v)) {  // a key deleted meanwhile is skipped
+      found.insert(found.end(), keys.begin() + off, keys.begin() + off + ksize);
       values.insert(values.end(), v.begin(), v.end());
     }
   Napi::Object o = Napi::Object::New(env);
-  Napi::ArrayBuffer kab = Napi::ArrayBuffer::New(env, found.size() * 4);
-  if (!found.empty()) memcpy(kab.Data(), found.data(), found.size() * 4);
+  Napi::ArrayBuffer kab = Napi::ArrayBuffer::New(env, found.size());
+  if (!found.empty()) memcpy(kab.Data(), found.data(), found.size());
   Napi::ArrayBuffer vab = Napi::ArrayBuffer::New(env, values.size());
   if (!values.empty()) memcpy(vab.Data(), values.data(), values.size());
-  o.Set("keys", Napi::Uint32Array::New(env, found.size(), kab, 0));
+  o.Set("keys", Napi::Uint32Array::New(env, found.size() / 4, kab, 0));
+  o.Set("keySize", Num(env, ksize));
   o.Set("values", vab);
   o.Set("valueSize", Num(env, vsize));
   return o;

@@ -62,7 +62,7 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   Napi::Value Resume(const Napi::CallbackInfo& info);
 
   void LoadProbe(Napi::Env env, const std::string& name, const Napi::Object& options);
-  // key_size: null for maps with 32-bit keys only (mapDump); else the map's key size.
+  // key_size: null for maps with 32-bit keys only; else the map's key size (any: KeyOf checks).
   int MapFd(Napi::Env env, const Napi::Value& probe, const Napi::Value& map,
             bool* percpu, size_t* value_size, size_t* key_size = nullptr);
   void DeliverQueued(Napi::Env env, size_t max_batches);

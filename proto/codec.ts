@@ -94,6 +94,12 @@ export interface Bucket {
   bioReadBytes: number; bioWriteBytes: number; bioOps: number;
   gcPauses: number; gcPauseNs: number; gcMaxPauseNs: number; threads: number; gap: boolean;
   signalsReceived: number; bioLatP99Us: number; bioLatMaxUs: number;
+  /**
+   * Where the time went (thread time, ns; proto Bucket fields 30..39). Decode always fills them;
+   * optional so that code building buckets by hand need not name them.
+   */
+  onCpuNs?: number; runqWaitNs?: number; throttledNs?: number; blockedIoNs?: number; faultWaitNs?: number;
+  sleepNetNs?: number; sleepLockNs?: number; sleepTimerNs?: number; sleepOtherNs?: number; blockedSyscall?: number;
 }
 export interface ServiceBucket {
   serviceId: string; tMs: number; socketStates: Record<string, number>;
@@ -120,6 +126,11 @@ export interface Verdict {
   kind: VerdictKind; exitCode: number; signal: number; coreDumped: boolean; senderPid: number;
   senderComm: string; oomScope: OomScope; cgroupPath: string; limitBytes: number; usageBytes: number;
   summary: string; evidence: Evidence[]; tMs: number; signalName: string; failure: boolean;
+  /** Where its last seconds went (decode leaves it undefined when absent). */
+  timeBreakdown?: TimeBreakdown;
+  /** HTTP requests read and not answered at death (decode always fills it; writers may leave it out). */
+  requestsInFlight?: RequestInFlight[];
+  requestsNote?: string;
   /** Who sent the fatal (or stop) signal, by role; absent when no process sent one. */
   sender?: Sender;
   /** The Python frame it was in at its last stack before the kill (decode fills the times; writers may leave them out). */
@@ -129,6 +140,21 @@ export interface Verdict {
 export interface Sender {
   role: SenderRole; pid: number; comm: string; exe: string; cmdline: string; ppid: number; tty: string;
   ancestors: string[]; reason: string; description: string; uid: number; readAtSignal: boolean;
+}
+/** Thread time per scheduler state over a window (ns). */
+export interface TimeShares {
+  onCpuNs: number; runqWaitNs: number; throttledNs: number; blockedIoNs: number; faultWaitNs: number;
+  sleepNetNs: number; sleepLockNs: number; sleepTimerNs: number; sleepOtherNs: number;
+}
+export interface ThreadTime { tid: number; name: string; isMain: boolean; time?: TimeShares }
+export interface TimeBreakdown {
+  windowMs: number; endMs: number; windowSource: string; total?: TimeShares; threads: number; gcNs: number;
+  majorFaults: number; blockedSyscall: string; blockedDevice: string; bioOps: number; bioLatMaxUs: number;
+  bioReadBytes: number; bioWriteBytes: number; threadTimes: ThreadTime[]; scaled: boolean;
+}
+export interface RequestInFlight {
+  method: string; path: string; protocol: string; startedMs: number; ageMs: number; tid: number; fd: number;
+  truncated: boolean; queryDropped: boolean;
 }
 export interface CgroupLimits {
   path: string; memoryMaxBytes: number; memoryHighBytes: number; memoryCurrentBytes: number;

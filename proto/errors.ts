@@ -59,7 +59,7 @@ export const ERROR_CODES = {
   PREMORTEM_ERR_NOT_FOUND: { area: 'server', means: 'no such route or file', action: 'the API is under /api/, the stream at /ws, metrics at /metrics' },
   PREMORTEM_ERR_METHOD: { area: 'server', means: 'an HTTP method other than GET or HEAD', action: 'the API is read-only' },
   PREMORTEM_ERR_BAD_PATH: { area: 'server', means: 'a request target that is not a valid path', action: 'fix the URL' },
-  PREMORTEM_ERR_BAD_REQUEST: { area: 'server', means: 'the server process got a request it cannot serve', action: 'report it with the message' },
+  PREMORTEM_ERR_BAD_REQUEST: { area: 'server', means: 'a request it cannot serve: a bad parameter (window_s of /api/workers/:worker/why), or an unknown request from the server process', action: 'fix the parameter as the message says; report any other with the message' },
   PREMORTEM_ERR_INTERNAL: { area: 'server', means: 'an unexpected error while answering', action: 'the agent goes on; report it with the agent\'s log' },
   PREMORTEM_ERR_NO_STORE: { area: 'server', means: 'this agent keeps no post-mortem store', action: 'run it with a writable --data-dir' },
   PREMORTEM_ERR_NO_VIEWER: { area: 'server', means: 'the viewer is not built', action: 'run `npm run build` (a package install has it)' },

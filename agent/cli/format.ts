@@ -4,6 +4,7 @@ import { formatBytes } from '../../proto/format';
 import { whereText } from '../container/label';
 import { pidText } from '../container/pids';
 import { formatSender, formatStacks } from './format-stack';
+import { formatWhy } from './why';
 
 function sparkline(values: number[]): string {
   const ticks = '▁▂▃▄▅▆▇█';
@@ -35,6 +36,7 @@ export function formatBundle(b: Bundle): string {
     `summary   ${v.summary}`,
     'evidence',
     ...v.evidence.map((e) => `  - ${e.what}: ${e.value}${e.tMs ? ` at ${new Date(e.tMs).toISOString().slice(11, 23)}` : ''}`),
+    ...formatWhy(v),
     `window    ${Math.round((b.windowEndMs - b.windowStartMs) / 1000)} s, ${b.timelines.length} timelines, ${b.markers.length} markers, ${b.lostRecords} records lost`,
     `last ${last.length} s:`,
     `  rss        ${sparkline(last.map((x) => x.rssBytes))}  ${formatBytes(last.at(-1)?.rssBytes ?? 0)}`,

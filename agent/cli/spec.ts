@@ -89,6 +89,8 @@ export const COMMANDS: CommandSpec[] = [
       DATA_DIR,
       { name: 'quota-mb', kind: 'int', min: 1, max: 1_048_576, arg: 'N', defaultText: '256', help: 'disk quota of the post-mortem directory' },
       DISABLE,
+      { name: 'no-requests', kind: 'flag', help: 'do not capture the HTTP request lines workers have in flight (the requests probe is not loaded)' },
+      { name: 'request-query', kind: 'flag', help: 'keep the query string of captured request lines (dropped in the kernel by default)' },
       { name: 'quiet', kind: 'flag', help: 'no live summary on stdout' },
       { name: 'no-metrics', kind: 'flag', help: 'do not serve Prometheus /metrics' },
       { name: 'metrics-pid-label', kind: 'flag', help: 'add a pid label to per-worker series (default: slot only, stable across worker recycling)' },

@@ -28,6 +28,7 @@ import { createMasterLogReader } from './master-log';
 import { createSettleQueue, SettleStats, tracerBarrier } from './settle';
 import { decideVerdict, SIGNAL_LOOKBACK_MS } from './verdict';
 import { addNamespacedPids } from '../container/pids';
+import type { Why } from './why-facts';
 
 export interface JudgeDeps {
   options: AgentOptions;
@@ -39,6 +40,8 @@ export interface JudgeDeps {
   loss: LossLedger;
   markers: MarkerBoard;
   sampler: WorkerSampler;
+  /** Where the last seconds went, the requests in flight (absent: not gathered). */
+  why?: Why;
   store?: BundleStore;
   /** The workers' last Python stacks (agent/sampling/stacks.ts); absent when stack sampling is off. */
   stacks?: { freeze(w: WorkerState): FrozenStacks | undefined };
@@ -110,6 +113,7 @@ export function createJudge(d: JudgeDeps): Judge {
       masterComm: master?.identity.comm,
       rss: w.timeline.series('rssBytes').map(([t, v], i, a) => [i === a.length - 1 ? deathMs : t + d.options.intervalMs, v]),
       lostRecords: d.loss.between(deathMs - d.options.bundleWindowMs, deathMs),
+      why: d.why?.atDeath(w, deathMs),
       stacks: stacks?.stacks,
       master: hasMaster && master.alive ? masterLogs.factsFor(master.key, master.identity.pid, master.identity.comm, w.identity.pid, firstFromMaster?.tMs ?? 0) : undefined,
       masterSignals: hasMaster ? master.signals : undefined,

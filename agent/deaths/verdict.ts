@@ -11,6 +11,7 @@ import { explainKiller } from './killer';
 import { explainStack } from './last-stack';
 import type { MasterFacts } from './master-log';
 import type { SenderProcess } from './roles';
+import { withWhy, type WhyFacts } from './why-text';
 
 export const SIGNAL_NAMES: Record<number, string> = {
   1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE',
@@ -84,6 +85,8 @@ export interface DeathFacts {
   master?: MasterFacts;
   /** Signals the master itself received (a reload, a shutdown), oldest first. */
   masterSignals?: SignalFacts[];
+  /** Where its last seconds went and the requests it was serving (why-text.ts): cited in the summary. */
+  why?: WhyFacts;
 }
 
 function ev(what: string, value: string, tMs: number, number = 0, unit = ''): Evidence {
@@ -284,5 +287,5 @@ export function decideVerdict(f: DeathFacts): Verdict {
   const v = decideCause(f);
   explainKiller(v, f); // who sent the signal, by role, and why (killer.ts)
   explainStack(v, f); // the Python frame it was in (last-stack.ts)
-  return v;
+  return withWhy(v, f.why); // where its last seconds went, the requests in flight (why-text.ts)
 }

@@ -27,6 +27,7 @@ export * from './memory';
 export * from './disk';
 export * from './tcp';
 export * from './pygc';
+export * from './requests';
 
 export interface ProbeModule {
   /** The kernel object's name: bpf/<name>.bpf.c. */
@@ -44,6 +45,8 @@ export const PROBES: readonly ProbeModule[] = [
   { name: 'disk', records: [RecordType.BioSlow], handlers: diskHandlers },
   { name: 'tcp', records: [RecordType.Tcp], handlers: tcpHandlers },
   { name: 'pygc', records: [RecordType.Gc], handlers: pygcHandlers },
+  // Requests in flight: a map read at a worker's death (off with --no-requests).
+  { name: 'requests', records: [] },
   // A load generator for the ingest bench and the loss tests: its records are only counted.
   { name: 'flood', records: [RecordType.Flood] },
 ];

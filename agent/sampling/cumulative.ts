@@ -6,12 +6,12 @@
  */
 import type { Tracer } from '../native';
 import { decodeHist, HIST_SLOTS, Histogram } from '../records';
-import { decodeCpuStats, CpuStats } from '../probes/runqlat';
+import { decodeCpuStats, CpuStats, TimeClass } from '../probes/runqlat';
 import { decodeFaultStats, decodeRssLast, FaultStats, RssLast } from '../probes/memory';
 import { deviceName, readDiskProcess, readDStateHist, DiskStats } from '../probes/disk';
 import type { DeviceBucket } from '../../proto/codec';
 import { readGcStats, GcStats } from '../probes/pygc';
-import { histPercentileUs, WorkerSample } from '../timeline';
+import { histPercentileUs, WorkerField, WorkerSample } from '../timeline';
 import { CLK_TCK, PAGE_SIZE, readStat, ProcStat } from '../procfs';
 
 /** Cumulative counters of one process as last read. */
@@ -99,6 +99,7 @@ export function bucketFrom(now: Cumulative, before: Cumulative | undefined, gaug
     dstateNs: dstate.sumNs,
     dstateMaxNs: dstate.maxNs,
   };
+  if (now.cpu) timeFields(s, now.cpu, before?.cpu);
   if (now.faults) {
     s.minorFaults = d(now.faults.minor, before?.faults?.minor);
     s.majorFaults = d(now.faults.major, before?.faults?.major);
@@ -139,6 +140,19 @@ export function bucketFrom(now: Cumulative, before: Cumulative | undefined, gaug
     s.gcMaxPauseNs = max;
   }
   return s;
+}
+
+/** Bucket fields of each time class (bpf/runqlat.h pm_time_class): where the interval's thread time went. */
+const TIME_FIELDS: ReadonlyArray<[number, WorkerField]> = [
+  [TimeClass.OnCpu, 'onCpuNs'], [TimeClass.Runq, 'runqWaitNs'], [TimeClass.Throttled, 'throttledNs'],
+  [TimeClass.DState, 'blockedIoNs'], [TimeClass.Fault, 'faultWaitNs'], [TimeClass.Net, 'sleepNetNs'],
+  [TimeClass.Lock, 'sleepLockNs'], [TimeClass.Timer, 'sleepTimerNs'], [TimeClass.Other, 'sleepOtherNs'],
+];
+
+function timeFields(s: WorkerSample, now: CpuStats, before: CpuStats | undefined): void {
+  for (const [cls, field] of TIME_FIELDS) s[field] = d(now.time[cls], before?.time[cls]);
+  // The system call of the latest D sleep, when one ended in this interval.
+  s.blockedSyscall = (s.blockedIoNs ?? 0) > 0 ? now.dstateSyscall : 0;
 }
 
 /** Block devices that served requests since the last reading, busiest first. */

@@ -12,6 +12,7 @@ import type { Tracer } from '../native';
 import type { WorkerState } from '../registry/state';
 import { slopePerSecond } from '../timeline';
 import { bucketFrom, readCumulative, readRssLast } from './cumulative';
+import { createThreadSampler, ThreadSampler } from './threads';
 
 /** Buckets of RSS history the slope is fitted over. */
 const RSS_SLOPE_BUCKETS = 10;
@@ -25,6 +26,8 @@ export interface WorkerSampler {
   sample(w: WorkerState, tMs: number, final?: boolean): void;
   /** Forgets the memory cgroups read this tick (call at the start of each tick). */
   newTick(): void;
+  /** Per-thread time of multi-threaded workers (where their last seconds went, thread by thread). */
+  readonly threads: ThreadSampler;
 }
 
 export function createWorkerSampler(tracer: Tracer, loaded: ReadonlySet<string>, options: AgentOptions, clock: Clock,
@@ -48,7 +51,10 @@ export function createWorkerSampler(tracer: Tracer, loaded: ReadonlySet<string>,
     w.slowWaits = { count: 0 };
   };
 
+  const threads = createThreadSampler(tracer, loaded, options.bundleWindowMs);
+
   return {
+    threads,
     newTick: () => cgroupCache.clear(),
     sample(w, tMs, final = false) {
       const now = readCumulative(tracer, w.identity.pid, loaded);
@@ -77,6 +83,7 @@ export function createWorkerSampler(tracer: Tracer, loaded: ReadonlySet<string>,
       b.rssSlopeBytesPerS = slopePerSecond(pts.filter(([, v]) => v > 0));
       b.gap = loss.thisInterval > 0;
       w.timeline.push(tMs, b);
+      threads.sample(w, tMs, final, now.stat?.threads ?? 0);
       slowWakeupMarker(w);
     },
   };

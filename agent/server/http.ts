@@ -76,9 +76,17 @@ export interface HttpContext {
   logger: Pick<Logger, 'error'>;
 }
 
+/** Matches a path against exact paths and patterns whose '*' stands for one path segment. */
+export function pathMatcher(paths: readonly string[]): (pathname: string) => boolean {
+  const exact = new Set(paths.filter((p) => !p.includes('*')));
+  const escape = (s: string) => s.replace(/[.+?^$()|[\]{}\\]/g, '\\$&');
+  const patterns = paths.filter((p) => p.includes('*')).map((p) => new RegExp('^' + p.split('*').map(escape).join('[^/]+') + '$'));
+  return (pathname) => exact.has(pathname) || patterns.some((re) => re.test(pathname));
+}
+
 export function createRequestHandler(ctx: HttpContext): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const { hooks, counters } = ctx;
-  const extraPaths = hooks.extraRoutePaths ? new Set(hooks.extraRoutePaths) : undefined;
+  const extraPaths = hooks.extraRoutePaths ? pathMatcher(hooks.extraRoutePaths) : undefined;
 
   async function serveHealth(res: http.ServerResponse): Promise<void> {
     let extra: Record<string, unknown> = {};
@@ -216,7 +224,7 @@ export function createRequestHandler(ctx: HttpContext): (req: http.IncomingMessa
     }
     if (!admit(req, res, url)) return;
     // Only the extra routes' own paths wait for them (in the server process each asks the agent first).
-    const extra = hooks.extraRoutes && !PROBE_PATHS.has(url.pathname) && (!extraPaths || extraPaths.has(url.pathname));
+    const extra = hooks.extraRoutes && !PROBE_PATHS.has(url.pathname) && (!extraPaths || extraPaths(url.pathname));
     if (extra && (await hooks.extraRoutes!(req, res, url))) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');

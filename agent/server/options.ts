@@ -44,7 +44,7 @@ export interface ServerHooks {
    * request was answered. Runs after the token/Origin checks, before static files.
    */
   extraRoutes?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean | Promise<boolean>;
-  /** The paths extraRoutes answers (others never wait for it): all when absent. */
+  /** The paths extraRoutes answers (others never wait for it; '*' stands for one path segment): all when absent. */
   extraRoutePaths?: readonly string[];
 }
 

@@ -9,6 +9,7 @@ import {
   type Verdict, type Evidence, type CgroupLimits, type WorkerTimeline, type IncidentSummary,
   type Worker, type Snapshot, type Feature, type WorkerBucket, type Lost, type BundleReady,
   type Subscribe, type Unsubscribe, type HistoryRequest, type ProtoErrorMessage, type PyFrame, type PyThread, type PyStackSample,
+  type TimeShares, type ThreadTime, type TimeBreakdown, type RequestInFlight,
   type Sender, type StackSampling, type SenderRole,
 } from '../../proto/codec';
 import { loadCodec } from '../../proto/node';
@@ -30,6 +31,8 @@ const bucket: Required<Bucket> = {
   cgroupUsageBytes: 300 * 2 ** 20, cgroupLimitBytes: 512 * 2 ** 20, dstateNs: 5e6, dstateMaxNs: 3e6,
   bioReadBytes: 4096, bioWriteBytes: 8192, bioOps: 3, gcPauses: 2, gcPauseNs: 4e6, gcMaxPauseNs: 3e6,
   threads: 4, gap: true, signalsReceived: 1, bioLatP99Us: 2048, bioLatMaxUs: 3100,
+  onCpuNs: 250e6, runqWaitNs: 40e6, throttledNs: 10e6, blockedIoNs: 300e6, faultWaitNs: 20e6, sleepNetNs: 3e9,
+  sleepLockNs: 100e6, sleepTimerNs: 1e6, sleepOtherNs: 2e6, blockedSyscall: 1,
 };
 const containerInfo: Required<ContainerInfo> = {
   runtime: 'cri-o', id: 'a'.repeat(64), name: 'k8s_web_shop-7d9f_prod', podUid: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0',
@@ -66,6 +69,20 @@ const marker: Required<Marker> = {
   details: { cgroup: '/test.slice' },
 };
 const evidence: Required<Evidence> = { what: 'cgroup memory.max', value: '512 MiB', tMs: 1764170002000, number: 512 * 2 ** 20, unit: 'bytes' };
+const timeShares: Required<TimeShares> = {
+  onCpuNs: 1.1e9, runqWaitNs: 0.4e9, throttledNs: 0, blockedIoNs: 27.9e9, faultWaitNs: 0.2e9, sleepNetNs: 0.3e9,
+  sleepLockNs: 0, sleepTimerNs: 0, sleepOtherNs: 0.1e9,
+};
+const threadTime: Required<ThreadTime> = { tid: 4242, name: 'gunicorn: worke', isMain: true, time: timeShares };
+const timeBreakdown: Required<TimeBreakdown> = {
+  windowMs: 30000, endMs: 1764170003000, windowSource: 'gunicorn --timeout 30', total: timeShares, threads: 1, gcNs: 5e6,
+  majorFaults: 12, blockedSyscall: 'read', blockedDevice: 'vda', bioOps: 212, bioLatMaxUs: 1.9e6, bioReadBytes: 868352,
+  bioWriteBytes: 0, threadTimes: [threadTime], scaled: false,
+};
+const requestInFlight: Required<RequestInFlight> = {
+  method: 'GET', path: '/report', protocol: 'HTTP/1.1', startedMs: 1764169971800, ageMs: 31200, tid: 4242, fd: 9,
+  truncated: false, queryDropped: true,
+};
 const pyFrame: Required<PyFrame> = { file: '/srv/app.py', function: 'slow_report', line: 8 };
 const sender: Required<Sender> = {
   role: 'operator', pid: 4300, comm: 'bash', exe: '/usr/bin/bash', cmdline: 'bash -c kill -9 4242', ppid: 4100, tty: 'pts/3',
@@ -76,6 +93,7 @@ const verdict: Required<Verdict> = {
   cgroupPath: '/test.slice', limitBytes: 512 * 2 ** 20, usageBytes: 512 * 2 ** 20 - 4096,
   summary: 'RSS rose from 180 MiB to 512 MiB in 40 s; the kernel OOM-killed pid 4242', evidence: [evidence],
   tMs: 1764170003000, signalName: 'SIGKILL', failure: true,
+  timeBreakdown, requestsInFlight: [requestInFlight], requestsNote: '',
   sender, lastFrame: pyFrame, lastFrameSinceMs: 1764169990000, lastFrameUntilMs: 1764170002500,
 };
 const timeline: Required<WorkerTimeline> = { identity, buckets: [bucket, { ...bucket, tMs: bucket.tMs + 1000 }] };
@@ -129,6 +147,7 @@ describe('schema and TypeScript types stay in step', () => {
     Error: errorMessage, Subscribe: subscribe, Unsubscribe: unsubscribe, HistoryRequest: historyRequest,
     PyFrame: pyFrame, PyThread: pyThread, PyStackSample: pyStackSample, Sender: sender, StackSampling: stackSampling,
     ContainerInfo: containerInfo, CgroupPressure: cgroupPressure,
+    TimeShares: timeShares, ThreadTime: threadTime, TimeBreakdown: timeBreakdown, RequestInFlight: requestInFlight,
   };
 
   test('every message of the .proto has a sample whose keys are exactly its fields', () => {
@@ -237,6 +256,24 @@ describe('round trips', () => {
     const viewerCodec = createCodec(protoText);
     const bytes = codec.encodeServerMessage({ delta });
     expect(viewerCodec.decodeServerMessage(bytes).delta).toEqual(delta);
+  });
+
+  test('bundles written before the time breakdown and requests in flight still open, and older readers skip them', () => {
+    const before = createCodec(fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'premortem-before-issue15.proto'), 'utf8'));
+    const { timeBreakdown: _t, requestsInFlight: _r, requestsNote: _n, ...oldVerdict } = verdict;
+    const oldBucket = Object.fromEntries(Object.entries(bucket).filter(([k]) => !/Ns$|blockedSyscall/.test(k) || ['dstateNs', 'dstateMaxNs', 'gcPauseNs', 'gcMaxPauseNs'].includes(k)));
+    const old = before.encodeBundle({ ...bundle, verdict: oldVerdict, timelines: [{ identity, buckets: [oldBucket] }] });
+    const back = codec.decodeBundle(old);
+    expect(back.verdict!.timeBreakdown).toBeUndefined();
+    expect(back.verdict!.requestsInFlight).toEqual([]);
+    expect(back.verdict!.requestsNote).toBe('');
+    expect(back.verdict!.summary).toBe(verdict.summary);
+    expect(back.timelines[0].buckets[0]).toMatchObject({ onCpuNs: 0, blockedIoNs: 0, blockedSyscall: 0, cpuMs: bucket.cpuMs });
+    // An older reader opens a new bundle: the new fields are skipped, the rest intact.
+    const seen = before.decodeBundle(codec.encodeBundle(bundle));
+    expect(seen.verdict!.summary).toBe(verdict.summary);
+    expect(seen.timelines[0].buckets[0].rssBytes).toBe(bucket.rssBytes);
+    expect((seen.verdict as unknown as Record<string, unknown>).timeBreakdown).toBeUndefined();
   });
 
   test('non-integer numbers for integer fields are rounded', () => {

@@ -5,6 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { WebSocket, type ClientOptions } from 'ws';
 import { createServer, CLOSE_INCOMPATIBLE_PROTOCOL, type PremortemServer, type ServerOptions } from '../../agent/server';
+import { pathMatcher } from '../../agent/server/http';
 import { createBundleStore, type BundleStore } from '../../agent/store';
 import { loadCodec } from '../../proto/node';
 import { PROTOCOL_VERSION, type ClientMessage, type DeepPartial, type Delta, type ServerMessage } from '../../proto/codec';
@@ -241,6 +242,14 @@ describe('HTTP', () => {
     expect((await get(base + '/api/incidents/..%2f..%2fetc.pb')).status).toBe(404);
     expect((await get(base + '/metrics')).body.toString()).toBe('premortem_up 1\n');
     expect((await get(base + '/api/nothing')).status).toBe(404);
+  });
+
+  test('extraRoutePaths: exact paths and patterns whose * is one path segment', () => {
+    const matches = pathMatcher(['/metrics', '/api/workers/*/why']);
+    for (const p of ['/metrics', '/api/workers/4242/why', '/api/workers/4242:99/why']) expect(matches(p)).toBe(true);
+    for (const p of ['/metrics/x', '/api/workers//why', '/api/workers/1/2/why', '/api/workers/1/whyx', '/xapi/workers/1/why', '/api/health'])
+      expect(matches(p)).toBe(false);
+    expect(pathMatcher(['/a.b/*'])('/aXb/1')).toBe(false); // the rest is literal
   });
 });
 

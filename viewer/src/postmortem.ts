@@ -12,6 +12,7 @@ import { renderWhy } from './postmortem-why';
 import { fmtBytes, fmtClock, fmtDateTime, fmtDuration, verdictLabel } from './format';
 import { BACKLOG_CHART, deviceChart, HOST_CHART, socketChart, WORKERS_CHART, WORKER_CHARTS } from './specs';
 import { nsPidOf, pidLabel, whereText } from '../../agent/container/label';
+import { whySection } from './postmortem-time';
 
 export interface PostmortemOptions {
   /** Where the bundle came from, shown in the header. */
@@ -159,7 +160,8 @@ export function renderPostmortem(root: HTMLElement, bundle: Bundle, opts: Postmo
   const page = h('div', { class: 'postmortem', 'data-view': 'postmortem', 'data-verdict': kind, 'data-bundle': bundle.id },
     header,
     h('div', { class: 'grid two' }, evidenceBox, factsBox),
-    renderWhy(bundle),
+    renderWhy(bundle), // who sent it, the Python stack
+    whySection(v), // where its last seconds went, the requests in flight
     h('h2', { class: 'section' }, `Worker pid ${w?.pid ?? '?'} — last ${fmtDuration(deathMs - range[0])} before death`),
     deadGrid,
     siblingGrid ? h('h2', { class: 'section' }, 'Siblings and master over the same window') : null,

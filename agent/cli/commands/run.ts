@@ -103,6 +103,9 @@ export function runOptions(p: ParsedCommand): AgentOptionsInput {
   if (str('data-dir')) o.dataDir = str('data-dir');
   if (int('quota-mb') !== undefined) o.quotaBytes = int('quota-mb')! * 1024 * 1024;
   if (p.values.has('disable')) o.disablePrograms = get.list<string>(p, 'disable');
+  if (get.flag(p, 'no-requests')) o.requests = false;
+  if (get.flag(p, 'request-query')) o.requestQuery = true;
+  if (o.requests === false && o.requestQuery) throw new UsageError('--no-requests and --request-query contradict each other', 'run');
   crossCheck(o, p);
   try {
     resolveOptions(o);

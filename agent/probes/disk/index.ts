@@ -23,7 +23,7 @@ export const DISK_STATS = registerLayout('disk_stats', {
   size: 360,
   offsets: {
     lat: 0, read_ops: 280, read_bytes: 288, write_ops: 296, write_bytes: 304, flush_ops: 312,
-    other_ops: 320, other_bytes: 328, errors: 336, slow: 344,
+    other_ops: 320, other_bytes: 328, errors: 336, slow: 344, last_dev: 352,
   },
 });
 
@@ -87,6 +87,8 @@ export interface DiskStats {
   otherBytes: number;
   errors: number;
   slow: number;
+  /** Per process: the device (kernel dev_t) of the latest request it issued; 0 for none. */
+  lastDev: number;
 }
 
 export function decodeDiskStats(buf: ArrayBuffer, offset = 0): DiskStats {
@@ -103,6 +105,7 @@ export function decodeDiskStats(buf: ArrayBuffer, offset = 0): DiskStats {
     otherBytes: u64(dv, o.other_bytes),
     errors: u64(dv, o.errors),
     slow: u64(dv, o.slow),
+    lastDev: u64(dv, o.last_dev),
   };
 }
 

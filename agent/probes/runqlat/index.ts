@@ -1,5 +1,8 @@
-/** runqlat: runqueue latency records and per-process CPU counters (bpf/runqlat.h). */
+/** runqlat: runqueue latency records, per-process CPU counters and where the time went (bpf/runqlat.h). */
 import { COMM_LEN, RecordHeader, RecordType, cstr, registerDecoder, registerLayout, u64 } from '../../records';
+import { decodeTimeAcct, TimeAcct } from './time';
+
+export * from './time';
 
 export const RUNQ_SLOW = registerLayout('runq_slow', {
   size: 80,
@@ -11,8 +14,8 @@ export const RUNQ_SLOW = registerLayout('runq_slow', {
 });
 
 export const CPU_STATS = registerLayout('cpu_stats', {
-  size: 32,
-  offsets: { involuntary_switches: 0, voluntary_switches: 8, slow_waits: 16, wakeups: 24 },
+  size: 120,
+  offsets: { involuntary_switches: 0, voluntary_switches: 8, slow_waits: 16, wakeups: 24, time: 32, dstate_syscall: 112 },
 });
 
 /** A wait above the load-time threshold, with the task that held the CPU. */
@@ -49,6 +52,10 @@ export interface CpuStats {
   voluntarySwitches: number;
   slowWaits: number;
   wakeups: number;
+  /** Cumulative ns per time class (index: TimeClass). */
+  time: TimeAcct;
+  /** 1 + number of the system call of the latest D sleep in one (0: none yet). */
+  dstateSyscall: number;
 }
 
 export function decodeCpuStats(buf: ArrayBuffer, offset = 0): CpuStats {
@@ -59,5 +66,7 @@ export function decodeCpuStats(buf: ArrayBuffer, offset = 0): CpuStats {
     voluntarySwitches: u64(dv, o.voluntary_switches),
     slowWaits: u64(dv, o.slow_waits),
     wakeups: u64(dv, o.wakeups),
+    time: decodeTimeAcct(dv, o.time),
+    dstateSyscall: u64(dv, o.dstate_syscall),
   };
 }
