@@ -161,6 +161,19 @@ describe('schema and TypeScript types stay in step', () => {
     }
   });
 
+  test('every interface in proto/types/ names a message of the .proto, and every message has one', () => {
+    // The samples above are typed by name; this keeps the modules in proto/types/ and the
+    // .proto listing the same messages, whichever module a type lives in.
+    const dir = path.join(__dirname, '..', '..', 'proto', 'types');
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.ts'));
+    const declared = files.flatMap((f) => [...fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/^export interface (\w+)/gm)]
+      .map((m) => (m[1] === 'ProtoErrorMessage' ? 'Error' : m[1])));
+    const pkg = codec.root.lookup('premortem.v1') as protobuf.Namespace;
+    const messages = pkg.nestedArray.filter((n): n is protobuf.Type => n instanceof protobuf.Type).map((t) => t.name);
+    expect(new Set(declared).size).toBe(declared.length);
+    expect(declared.sort()).toEqual(messages.sort());
+  });
+
   test('enum names in TypeScript match the .proto values', () => {
     const names = (e: string) => Object.keys(codec.root.lookupEnum(`premortem.v1.${e}`).values);
     expect(names('VerdictKind')).toEqual(['VERDICT_KIND_UNKNOWN', 'VERDICT_KIND_OOM_KILLED', 'VERDICT_KIND_KILLED_BY_MASTER',
