@@ -2,24 +2,19 @@
  * `premortem run`: the agent, its post-mortem store and the viewer server,
  * wired together. Shutdown runs once and closes everything.
  */
-import * as os from 'os';
-import * as path from 'path';
-import { createAgent, Agent, AGENT_VERSION } from './agent';
-import type { AgentOptionsInput } from './config';
+import { createAgent, Agent } from './agent';
+import type { AgentOptions, AgentOptionsInput } from './config';
 import { resolveOptions } from './config';
 import { log, Logger } from './log';
-import { projectRoot } from './native';
 import { createBundleStore, BundleStore } from './store';
-import { createServer, PremortemServer, ServerHooks } from './server';
+import type { PremortemServer, ServerHooks } from './server';
 import { createMetrics, Metrics, MetricsOptions } from './metrics';
-import { whyRoute, WHY_ROUTE_PATH } from './server/why';
-import { createHealthMonitor, HealthMonitor, livenessLimitMs } from './health';
+import { createHealthMonitor, HealthMonitor } from './health';
 import type { OtlpExporter, OtlpOptions } from './otlp';
-import { holdsCapabilities, startServerProcess } from './server/process';
+import { createViewerServer } from './run-server';
 import type { Feature } from '../proto/codec';
 
-/** Longest a viewer waits for a topology change (services, workers born and dead). */
-export const SNAPSHOT_COALESCE_MS = 200;
+export { SNAPSHOT_COALESCE_MS } from './run-server';
 
 export interface Running {
   agent: Agent;
@@ -61,26 +56,22 @@ function storeFeature(store: BundleStore, lastWriteOkMs: number, unavailable: st
   };
 }
 
-export async function runPremortem(input: AgentOptionsInput, extras: RunExtras = {}): Promise<Running> {
-  const options = resolveOptions(input);
-  const logger = extras.logger ?? log;
+/** The bundle store, opened; when it cannot be, why (the agent traces on without it). */
+async function openStore(options: AgentOptions, logger: Logger): Promise<{ store: BundleStore; unavailable?: string }> {
   const store = createBundleStore({ dir: options.dataDir, quotaBytes: options.quotaBytes, maxBundles: options.maxBundles,
     retentionDays: options.retentionDays, logger });
-  let storeUnavailable: string | undefined;
   try {
     await store.ready();
+    return { store };
   } catch (e) {
     // The agent traces on without a writable data directory; health says why.
-    storeUnavailable = (e as Error).message;
     logger.error(`post-mortem store unavailable: ${(e as Error).message}`, { dir: options.dataDir });
+    return { store, unavailable: (e as Error).message };
   }
-  const agent = createAgent(options, { store, logger });
-  await agent.start();
-  const health = createHealthMonitor(agent, options.intervalMs);
-  let lastWriteOkMs = 0;
-  agent.on('bundle', () => { lastWriteOkMs = Date.now(); });
-  const features = () => [...agent.features(), storeFeature(store, lastWriteOkMs, storeUnavailable)];
+}
 
+/** Prometheus metrics (needed by OTLP too) and the OTLP exporter, as asked for. */
+function createExporters(agent: Agent, store: BundleStore, extras: RunExtras, logger: Logger): { metrics?: Metrics; otlp?: OtlpExporter } {
   let metrics: Metrics | undefined;
   let otlp: OtlpExporter | undefined;
   if (extras.metrics !== false || extras.otlp) {
@@ -91,50 +82,28 @@ export async function runPremortem(input: AgentOptionsInput, extras: RunExtras =
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     otlp = (require('./otlp') as typeof import('./otlp')).createOtlpExporter(agent, metrics!, { logger, ...extras.otlp });
   }
-  const serveMetrics = extras.metrics !== false ? metrics : undefined;
-  const serveWhy = whyRoute(agent); // GET /api/workers/:worker/why
-  const extraRoutes: ServerHooks['extraRoutes'] = (req, res, url) => serveWhy(req, res, url)
-    || (serveMetrics?.handle(req, res, url) ?? false) || (extras.extraRoutes?.(req, res, url) ?? false);
+  return { metrics, otlp };
+}
+
+export async function runPremortem(input: AgentOptionsInput, extras: RunExtras = {}): Promise<Running> {
+  const options = resolveOptions(input);
+  const logger = extras.logger ?? log;
+  const { store, unavailable: storeUnavailable } = await openStore(options, logger);
+  const agent = createAgent(options, { store, logger });
+  await agent.start();
+  const health = createHealthMonitor(agent, options.intervalMs);
+  let lastWriteOkMs = 0;
+  agent.on('bundle', () => { lastWriteOkMs = Date.now(); });
+  const features = () => [...agent.features(), storeFeature(store, lastWriteOkMs, storeUnavailable)];
+  const { metrics, otlp } = createExporters(agent, store, extras, logger);
 
   let server: PremortemServer | undefined;
   let url: string | undefined;
   if (options.port !== null) {
-    const hooks: ServerHooks = {
-      health: () => ({ ...agent.health(), features: features(), store: store.health(), ...health.liveness() }),
-      ready: () => health.readiness(),
-      features,
-      snapshot: () => agent.snapshot(),
-      history: (key, from, to, also) => agent.history(key, from, to, also),
-      extraRoutes,
-      // Only /metrics and the why route are ours: other paths never wait for the agent (unless a caller adds its own routes).
-      extraRoutePaths: extras.extraRoutes ? undefined : [WHY_ROUTE_PATH, ...(serveMetrics ? [serveMetrics.path] : [])],
-    };
-    const config = {
-      host: options.host, port: options.port, token: options.token,
-      staticDir: extras.staticDir ?? path.join(projectRoot(), 'dist', 'viewer'),
-      agentVersion: AGENT_VERSION, intervalMs: options.intervalMs, windowMs: options.windowMs, hostName: os.hostname(),
-      livenessLimitMs: livenessLimitMs(options.intervalMs),
-    };
-    const separate = extras.privilegeSeparation ?? holdsCapabilities();
-    server = separate ? startServerProcess({ config, store, hooks, logger }) : createServer({ ...config, store, logger, hooks });
-    // The server child cannot call agent.snapshot(): it starts from this one and every later topology change.
-    if (separate) server.publishSnapshot(agent.snapshot());
-    agent.on('tick', (delta) => server!.broadcastDelta(delta));
-    // Topology changes come in bursts (a fork storm changes it thousands of times a second):
-    // one snapshot per SNAPSHOT_COALESCE_MS at most, always the latest.
-    let snapshotTimer: NodeJS.Timeout | undefined;
-    agent.on('topology', () => {
-      if (snapshotTimer) return;
-      snapshotTimer = setTimeout(() => {
-        snapshotTimer = undefined;
-        server!.publishSnapshot(agent.snapshot());
-      }, SNAPSHOT_COALESCE_MS);
-      snapshotTimer.unref();
-    });
-    agent.on('death', (d) => server!.broadcastDeath(d));
-    agent.on('bundle', (incident) => server!.broadcastBundleReady(incident));
-    agent.on('lost', (l) => server!.broadcastLost(l));
-    agent.on('store-error', (code: string, message: string) => server!.broadcastError(code, message));
+    server = createViewerServer({
+      agent, store, health, features, options, logger, metrics: extras.metrics !== false ? metrics : undefined,
+      extraRoutes: extras.extraRoutes, staticDir: extras.staticDir, privilegeSeparation: extras.privilegeSeparation,
+    }, options.port);
     try {
       ({ url } = await server.listen());
     } catch (e) {
