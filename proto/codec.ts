@@ -26,8 +26,13 @@
  *
  * Decoding never throws anything but ProtoError (code PREMORTEM_ERR_PROTO_DECODE),
  * whatever bytes come in; the try* variants return a result instead.
+ *
+ * The types live in proto/types/, the conversion to and from plain objects in
+ * plain.ts, the error in proto-error.ts; all of it is exported from here.
  */
 import * as protobuf from 'protobufjs';
+import { createPlainConverter } from './plain';
+import { ProtoError } from './proto-error';
 import type { Bundle, ClientMessage, Hello, ServerMessage } from './types';
 
 /** Version of the viewer protocol this build speaks. */
@@ -51,19 +56,7 @@ export type DeepPartial<T> = T extends (infer U)[] ? DeepPartial<U>[]
 
 // ---------------------------------------------------------------- errors
 
-export type ProtoErrorCode =
-  | 'PREMORTEM_ERR_PROTO_DECODE'   // bytes are not a valid message of the expected type
-  | 'PREMORTEM_ERR_PROTO_ENCODE'   // the object cannot be encoded (wrong type, unknown enum...)
-  | 'PREMORTEM_ERR_PROTO_SCHEMA';  // the .proto text does not parse or lacks a message
-
-export class ProtoError extends Error {
-  readonly code: ProtoErrorCode;
-  constructor(code: ProtoErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ProtoError';
-    this.code = code;
-  }
-}
+export { ProtoError, type ProtoErrorCode } from './proto-error';
 
 export type DecodeResult<T> = { ok: true; value: T } | { ok: false; error: ProtoError };
 
@@ -93,54 +86,20 @@ export interface Codec {
   decode<T>(typeName: string, bytes: Uint8Array): T;
 }
 
-const LONG_TYPES = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
-const UNSIGNED_TYPES = new Set(['uint32', 'uint64', 'fixed32', 'fixed64']);
-const INT_TYPES = new Set([
-  'int32', 'uint32', 'sint32', 'fixed32', 'sfixed32', 'int64', 'uint64', 'sint64', 'fixed64', 'sfixed64',
-]);
-
-/** Per-enum tables between numeric values and kebab-case names. */
-interface EnumTable { toName: Map<number, string>; toValue: Map<string, number>; zeroName: string }
-
-function enumPrefix(name: string): string {
-  // VerdictKind -> VERDICT_KIND_
-  return name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase() + '_';
-}
-
-function buildEnumTable(e: protobuf.Enum): EnumTable {
-  const prefix = enumPrefix(e.name);
-  const toName = new Map<number, string>();
-  const toValue = new Map<string, number>();
-  for (const [full, value] of Object.entries(e.values)) {
-    const bare = full.startsWith(prefix) ? full.slice(prefix.length) : full;
-    const kebab = bare.toLowerCase().replace(/_/g, '-');
-    if (!toName.has(value)) toName.set(value, kebab);
-    toValue.set(kebab, value);
-  }
-  return { toName, toValue, zeroName: toName.get(0) ?? '' };
-}
-
-function longToNumber(v: unknown): number {
-  if (typeof v === 'number') return v;
-  if (v && typeof v === 'object' && typeof (v as { toNumber?: unknown }).toNumber === 'function') {
-    return (v as { toNumber(): number }).toNumber();
-  }
-  if (typeof v === 'string') return Number(v);
-  return 0;
-}
-
-/** Parse the .proto text once; every encode/decode afterwards uses reflection. */
-export function createCodec(protoText: string): Codec {
-  let root: protobuf.Root;
+function parseSchema(protoText: string): protobuf.Root {
   try {
-    root = protobuf.parse(protoText, { keepCase: false }).root;
+    const root = protobuf.parse(protoText, { keepCase: false }).root;
     root.resolveAll();
+    return root;
   } catch (err) {
     throw new ProtoError('PREMORTEM_ERR_PROTO_SCHEMA', `premortem.proto does not parse: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Messages of premortem.v1 by name, looked up once each. */
+function typeLookup(root: protobuf.Root): (name: string) => protobuf.Type {
   const types = new Map<string, protobuf.Type>();
-  const enums = new Map<protobuf.Enum, EnumTable>();
-  function typeOf(name: string): protobuf.Type {
+  return (name) => {
     let t = types.get(name);
     if (!t) {
       try {
@@ -151,107 +110,16 @@ export function createCodec(protoText: string): Codec {
       types.set(name, t);
     }
     return t;
-  }
-  function enumTable(e: protobuf.Enum): EnumTable {
-    let t = enums.get(e);
-    if (!t) { t = buildEnumTable(e); enums.set(e, t); }
-    return t;
-  }
+  };
+}
+
+/** Parse the .proto text once; every encode/decode afterwards uses reflection. */
+export function createCodec(protoText: string): Codec {
+  const root = parseSchema(protoText);
+  const typeOf = typeLookup(root);
   for (const required of ['ServerMessage', 'ClientMessage', 'Bundle']) typeOf(required);
 
-  // ---- decoded message -> plain object
-  function valueOut(field: protobuf.Field, v: unknown, nulls: boolean): unknown {
-    const rt = field.resolvedType;
-    if (rt instanceof protobuf.Enum) {
-      const table = enumTable(rt);
-      return table.toName.get(v as number) ?? table.zeroName;
-    }
-    if (rt instanceof protobuf.Type) return toPlain(rt, v as protobuf.Message, nulls);
-    if (LONG_TYPES.has(field.type)) return longToNumber(v);
-    return v;
-  }
-  function toPlain(type: protobuf.Type, m: protobuf.Message, nulls = false): Record<string, unknown> {
-    const src = m as unknown as Record<string, unknown>;
-    const out: Record<string, unknown> = {};
-    for (const field of type.fieldsArray) {
-      if (field.partOf && src[field.partOf.name] !== field.name) continue;
-      const v = src[field.name];
-      if (field.map) {
-        const map: Record<string, unknown> = {};
-        if (v && typeof v === 'object') {
-          for (const k of Object.keys(v)) {
-            if (k === '__proto__') continue; // never let a peer set a prototype
-            map[k] = valueOut(field, (v as Record<string, unknown>)[k], nulls);
-          }
-        }
-        out[field.name] = map;
-      } else if (field.repeated) {
-        out[field.name] = Array.isArray(v) ? v.map((x) => valueOut(field, x, nulls)) : [];
-      } else if (field.resolvedType instanceof protobuf.Type) {
-        if (v != null) out[field.name] = toPlain(field.resolvedType, v as protobuf.Message, nulls);
-        else if (nulls && !field.partOf) out[field.name] = null;
-      } else {
-        out[field.name] = valueOut(field, v, nulls);
-      }
-    }
-    for (const oneof of type.oneofsArray) {
-      const set = src[oneof.name];
-      if (typeof set === 'string') out[oneof.name] = set;
-    }
-    return out;
-  }
-
-  // ---- plain object -> protobufjs-ready object (enums numeric, ints checked)
-  function valueIn(field: protobuf.Field, v: unknown, path: string): unknown {
-    const rt = field.resolvedType;
-    if (rt instanceof protobuf.Enum) {
-      if (typeof v === 'number') return v;
-      const value = enumTable(rt).toValue.get(String(v));
-      if (value === undefined) {
-        throw new ProtoError('PREMORTEM_ERR_PROTO_ENCODE',
-          `${path}: '${String(v)}' is not one of ${[...enumTable(rt).toValue.keys()].join(', ')}`);
-      }
-      return value;
-    }
-    if (rt instanceof protobuf.Type) return fromPlain(rt, v, path);
-    if (INT_TYPES.has(field.type) && typeof v === 'number') {
-      if (!Number.isFinite(v)) throw new ProtoError('PREMORTEM_ERR_PROTO_ENCODE', `${path}: ${v} is not a finite number`);
-      // Integer fields get whole numbers: callers often compute ns / 1e6.
-      const n = Math.round(v);
-      if (n < 0 && UNSIGNED_TYPES.has(field.type)) {
-        throw new ProtoError('PREMORTEM_ERR_PROTO_ENCODE', `${path}: ${v} is negative but the field is unsigned`);
-      }
-      return n;
-    }
-    return v;
-  }
-  function fromPlain(type: protobuf.Type, obj: unknown, path: string): unknown {
-    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
-      throw new ProtoError('PREMORTEM_ERR_PROTO_ENCODE', `${path}: an object is expected for ${type.name}`);
-    }
-    const src = obj as Record<string, unknown>;
-    const out: Record<string, unknown> = {};
-    for (const field of type.fieldsArray) {
-      const v = src[field.name];
-      if (v === undefined || v === null) continue;
-      const at = `${path}.${field.name}`;
-      if (field.map) {
-        if (typeof v !== 'object') throw new ProtoError('PREMORTEM_ERR_PROTO_ENCODE', `${at}: an object (map) is expected`);
-        const map: Record<string, unknown> = {};
-        for (const k of Object.keys(v as object)) {
-          if (k === '__proto__') continue;
-          map[k] = valueIn(field, (v as Record<string, unknown>)[k], `${at}[${k}]`);
-        }
-        out[field.name] = map;
-      } else if (field.repeated) {
-        if (!Array.isArray(v)) throw new ProtoError('PREMORTEM_ERR_PROTO_ENCODE', `${at}: an array is expected`);
-        out[field.name] = v.map((x, i) => valueIn(field, x, `${at}[${i}]`));
-      } else {
-        out[field.name] = valueIn(field, v, at);
-      }
-    }
-    return out;
-  }
+  const { toPlain, fromPlain } = createPlainConverter();
 
   function encode(typeName: string, obj: unknown): Uint8Array {
     const type = typeOf(typeName);
