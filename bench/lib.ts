@@ -231,6 +231,59 @@ export function rssBytes(pid: number): number {
   }
 }
 
+export interface TreeMemory {
+  /** Each process's VmRSS, as `ps` shows it. */
+  perProcess: Array<{ pid: number; rssBytes: number }>;
+  /** Sum of the processes' VmRSS: shared text counted once per process, the ring buffer twice. */
+  rssSumBytes: number;
+  /**
+   * The resident pages of the processes together, each once: private pages of every process plus,
+   * per shared file, the most any of them has resident. BPF map mappings (the ring buffer, mapped
+   * twice) are left out: they are kernel memory, counted in the BPF map memlock figure.
+   */
+  uniqueBytes: number;
+  /** Resident BPF map mappings (in the processes' RSS, not in uniqueBytes). */
+  bpfMappedBytes: number;
+  pssBytes: number;
+}
+
+/** Memory of a process and its descendants (the agent and its server process). */
+export function treeMemory(root: number): TreeMemory {
+  const perProcess: TreeMemory['perProcess'] = [];
+  const sharedByFile = new Map<string, number>();
+  let priv = 0, bpf = 0, pss = 0, rssSum = 0;
+  for (const pid of processTree(root)) {
+    let text: string;
+    try {
+      text = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+    } catch {
+      continue; // gone
+    }
+    const shared = new Map<string, number>();
+    let name = '', rss = 0;
+    for (const line of text.split('\n')) {
+      if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) {
+        name = line.split(/\s+/)[5] ?? '';
+        continue;
+      }
+      const m = /^(\w+):\s+(\d+) kB/.exec(line);
+      if (!m) continue;
+      const kb = Number(m[2]) * 1024;
+      if (m[1] === 'Rss') rss += kb;
+      else if (m[1] === 'Pss') pss += kb;
+      if (name === 'anon_inode:bpf-map') {
+        if (m[1] === 'Rss') bpf += kb;
+      } else if (m[1] === 'Private_Clean' || m[1] === 'Private_Dirty') priv += kb;
+      else if (m[1] === 'Shared_Clean' || m[1] === 'Shared_Dirty') shared.set(name, (shared.get(name) ?? 0) + kb);
+    }
+    for (const [f, b] of shared) sharedByFile.set(f, Math.max(sharedByFile.get(f) ?? 0, b));
+    perProcess.push({ pid, rssBytes: rss });
+    rssSum += rss;
+  }
+  const sharedOnce = [...sharedByFile.values()].reduce((a, b) => a + b, 0);
+  return { perProcess, rssSumBytes: rssSum, uniqueBytes: priv + sharedOnce, bpfMappedBytes: bpf, pssBytes: pss };
+}
+
 /** BPF objects a process holds, from /proc/PID/fd + fdinfo: map ids with memlock bytes, prog ids. */
 export function bpfObjectsOf(pid: number): { maps: Map<number, number>; progs: Set<number>; links: number } {
   const maps = new Map<number, number>();

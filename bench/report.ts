@@ -8,6 +8,7 @@ import type { LatencyResult } from './latency';
 import type { MemoryResult } from './memory';
 import { lifecycleExact, type WorkloadResult } from './overhead';
 import type { ProgCostResult } from './progcost';
+import type { ScenarioProfile } from './profile';
 
 export const SCHEMA = 'premortem-bench/1';
 const MIN_EVENTS = 1000;
@@ -32,6 +33,7 @@ export interface BenchResults {
   ingest: IngestResult | null;
   latency: LatencyResult | null;
   programCost: ProgCostResult | null;
+  profile?: ScenarioProfile[] | null;
   targets: Target[];
   errors: Array<{ step: string; error: string }>;
 }

@@ -22,11 +22,12 @@ import { cleanupAll, installSignalCleanup, log } from './lib';
 import { runMemory } from './memory';
 import { runOverhead, WorkloadName } from './overhead';
 import { runProgCost } from './progcost';
+import { PROFILE_SCENARIOS, runProfile } from './profile';
 import { BenchResults, evaluateTargets, markdown, SCHEMA } from './report';
 import { appDir } from './services';
 import { Condition, TRACERS } from './conditions';
 
-const STEPS = ['overhead', 'memory', 'ingest', 'latency', 'progcost'] as const;
+const STEPS = ['overhead', 'memory', 'ingest', 'latency', 'progcost', 'profile'] as const;
 type Step = (typeof STEPS)[number];
 
 function parse(argv: string[]) {
@@ -63,6 +64,7 @@ function parse(argv: string[]) {
     ingestRates: smoke ? [400_000] : undefined,
     latency: smoke || quick ? { signals: 15, deaths: 3 } : { signals: 50, deaths: 10 },
     progSeconds: quick || smoke ? 3 : 8,
+    profileSeconds: quick || smoke ? 10 : 30,
     out: val('--out') ?? path.resolve(__dirname, '..', '..', 'bench', 'results'),
     docs: has('--docs') || (!smoke && !quick && !has('--no-docs') && !list('--only')),
   };
@@ -121,7 +123,7 @@ async function main(): Promise<number> {
     schema: SCHEMA, startedAt,
     machine: { cpus: os.cpus().length, kernel: os.release(), node: process.version, loadAvgAtStart },
     options: { mode: o.mode, rounds: o.rounds, seconds: o.seconds, warmupSeconds: o.warmupSeconds, seed: o.seed, workloads: o.workloads, conditions: ['none', ...o.tracers], steps: o.steps },
-    overhead: null, memory: null, ingest: null, latency: null, programCost: null, errors: [],
+    overhead: null, memory: null, ingest: null, latency: null, programCost: null, profile: null, errors: [],
   };
   const step = async <T>(name: Step, fn: () => Promise<T>): Promise<T | null> => {
     if (!o.steps.includes(name)) return null;
@@ -142,6 +144,7 @@ async function main(): Promise<number> {
     res.ingest = await step('ingest', () => runIngest({ seconds: o.ingestSeconds, rates: o.ingestRates }));
     res.latency = await step('latency', () => runLatency(app, { ...o.latency, seed: o.seed }));
     res.memory = await step('memory', () => runMemory(app, o.memory));
+    res.profile = await step('profile', () => runProfile(app, { seconds: o.profileSeconds, scenarios: [...PROFILE_SCENARIOS] }));
     res.overhead = await step('overhead', () => runOverhead(app, {
       rounds: o.rounds, seconds: o.seconds, warmupSeconds: o.warmupSeconds, seed: o.seed, workloads: o.workloads, tracers: o.tracers, maxBaselineCv: 0.1,
     }));

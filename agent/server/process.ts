@@ -127,6 +127,14 @@ function childEntry(): string {
   return built;
 }
 
+/**
+ * PREMORTEM_SERVER_NODE_ARGS: extra node flags for the server process, for diagnosis (the benchmark
+ * profiles it with --cpu-prof, which NODE_OPTIONS may not carry). Only `--` flags, split on spaces.
+ */
+export function diagnosticNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.PREMORTEM_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a.startsWith('--'));
+}
+
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
 
 /** Whether a user who is neither owner nor group can reach `dir`: every directory on the way must be o+x, the last o+rx. */
@@ -216,7 +224,7 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
   function spawnChild(): ChildProcess {
     const entry = childEntry();
     // A small heap: the server holds client backlogs (bounded) and transient frames, nothing else.
-    const nodeArgs = ['--max-old-space-size=128', '--max-semi-space-size=4'];
+    const nodeArgs = ['--max-old-space-size=128', '--max-semi-space-size=4', ...diagnosticNodeArgs()];
     let c: ChildProcess;
     const common: ForkOptions = { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', cwd: '/', env: { ...process.env, PREMORTEM_SERVER_CHILD: '1' } };
     if (SETPRIV) {
