@@ -67,6 +67,15 @@ export interface MapDump {
   valueSize: number;
 }
 
+/** Values of many keys of one map, in the order of the keys asked for. */
+export interface MapLookupMany {
+  /** found[i] = 1 when keys[i] is in the map; else its value reads as zeros. */
+  found: Uint8Array;
+  /** `keys.length` values of `valueSize` bytes, per-CPU values summed. */
+  values: ArrayBuffer;
+  valueSize: number;
+}
+
 export interface TracerStats {
   /** Records read from the ring buffer, by record type. */
   delivered: number[];
@@ -99,6 +108,12 @@ export class Tracer {
   mapUpdate(probe: string, map: string, key: number, value: ArrayBuffer): void;
   mapDelete(probe: string, map: string, key: number): boolean;
   mapDump(probe: string, map: string): MapDump;
+  /**
+   * Looks up every key of `keys` (32-bit keys, at most 65,536) in one call: for reading a
+   * per-process map for every tracked process each tick. Throws as mapLookup does for an
+   * unknown or unloaded probe or map.
+   */
+  mapLookupMany(probe: string, map: string, keys: Uint32Array): MapLookupMany;
   stats(): TracerStats;
   /** Attaches a deferred USDT program to one binary (pid -1: every process). Returns a link id. */
   attachUsdt(probe: string, program: string, binaryPath: string, pid: number,
