@@ -7,11 +7,15 @@ import type { IngestResult } from './ingest';
 import type { LatencyResult } from './latency';
 import type { MemoryResult } from './memory';
 import { lifecycleExact, type WorkloadResult } from './overhead';
+import { featureSection, memorySection, profileSection, scalingSection } from './report-footprint';
+import { REFERENCE_NS_PER_EVENT } from './targets';
+
+export { evaluateTargets } from './targets';
 import type { ProgCostResult } from './progcost';
 import type { ScenarioProfile } from './profile';
+import type { ScalingResult } from './scaling';
 
 export const SCHEMA = 'premortem-bench/1';
-const MIN_EVENTS = 1000;
 
 export interface Target {
   id: string;
@@ -33,6 +37,8 @@ export interface BenchResults {
   ingest: IngestResult | null;
   latency: LatencyResult | null;
   programCost: ProgCostResult | null;
+  /** Absent in results older than issue 16. */
+  scaling?: ScalingResult | null;
   profile?: ScenarioProfile[] | null;
   targets: Target[];
   errors: Array<{ step: string; error: string }>;
@@ -41,55 +47,6 @@ export interface BenchResults {
 const f = (x: number | null | undefined, d = 2) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '–' : `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`);
 const M = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : `${Math.round(x)}`);
-
-export function evaluateTargets(r: Omit<BenchResults, 'targets'>): Target[] {
-  const t: Target[] = [];
-  const wl = (n: string) => r.overhead?.find((w) => w.name === n);
-  const cond = (n: string, c = 'premortem') => wl(n)?.conditions.find((x) => x.condition === c);
-  for (const n of ['W1', 'W2']) {
-    const w = wl(n), c = cond(n);
-    const st = (ok: boolean): Target['status'] => (!c || c.rpsRatio === null ? 'not run' : w!.inconclusive ? 'inconclusive' : ok ? 'met' : 'missed');
-    t.push({ id: `${n}-rps`, what: `${n} requests/s ratio, premortem vs none`, target: '≥ 0.98', measured: f(c?.rpsRatio, 3),
-      status: st((c?.rpsRatio ?? 0) >= 0.98), note: w?.inconclusiveReason });
-    t.push({ id: `${n}-p99`, what: `${n} p99 latency ratio, premortem vs none`, target: '≤ 1.10', measured: f(c?.p99Ratio, 3),
-      status: st((c?.p99Ratio ?? Infinity) <= 1.1), note: w?.inconclusiveReason });
-    t.push({ id: `${n}-ctxt`, what: `${n} context switches per request, premortem vs none`, target: '≤ +5 %', measured: pct(c?.ctxtInflationPerRequest),
-      status: st((c?.ctxtInflationPerRequest ?? Infinity) <= 0.05), note: w?.inconclusiveReason });
-  }
-  const c1 = cond('W1');
-  t.push({ id: 'W1-cpu', what: 'agent CPU on W1 (user+system, one viewer)', target: '≤ 2 % of one core', measured: c1 ? `${f(c1.tracerCpuPct, 2)} %` : '–',
-    status: !c1 || c1.tracerCpuPct === null ? 'not run' : c1.tracerCpuPct <= 2 ? 'met' : 'missed' });
-  const w3 = wl('W3');
-  if (w3) {
-    const runs = w3.runs.filter((x) => x.lifecycle && x.condition.startsWith('premortem'));
-    const exact = runs.filter((x) => lifecycleExact(x.lifecycle!)).length;
-    const exits = runs.reduce((a, x) => a + x.lifecycle!.independentExits, 0);
-    const ooms = runs.reduce((a, x) => a + x.lifecycle!.independentOomKills, 0);
-    t.push({ id: 'W3-exact', what: 'W3 exits and OOM kills judged by the agent = independent count', target: 'exact in every premortem run',
-      measured: `${exact}/${runs.length} runs exact (${exits} exits, ${ooms} OOM kills)`, status: !runs.length ? 'not run' : exact === runs.length ? 'met' : 'missed' });
-  } else t.push({ id: 'W3-exact', what: 'W3 exits and OOM kills = independent count', target: 'exact', measured: '–', status: 'not run' });
-  const m256 = r.memory?.find((m) => m.workers === 256);
-  t.push({ id: 'memory-256', what: 'agent RSS, 256 idle workers tracked, window full', target: '≤ 150 MiB',
-    measured: m256 ? `${f(m256.rssMiB, 1)} MiB (+ ${f(m256.bpfMapMiB, 1)} MiB BPF maps)` : '–', status: !m256 ? 'not run' : m256.rssMiB <= 150 ? 'met' : 'missed' });
-  t.push({ id: 'ingest', what: 'ingest at zero loss, kernel → native → decoded JS', target: '≥ 3 M records/s',
-    measured: r.ingest ? `${M(r.ingest.bestZeroLossPerSec)}/s; accounting ${r.ingest.accountingExact ? 'exact' : 'MISMATCH'}` : '–',
-    status: !r.ingest ? 'not run' : r.ingest.bestZeroLossPerSec >= 3e6 && r.ingest.accountingExact ? 'met' : 'missed' });
-  t.push({ id: 'latency-event', what: 'kernel event → viewer frame p99 (1 s buckets)', target: '≤ 1500 ms',
-    measured: r.latency ? `${f(r.latency.signals.p99Ms, 0)} ms (${r.latency.signals.seen}/${r.latency.signals.sent} seen)` : '–',
-    status: !r.latency || r.latency.signals.p99Ms === null ? 'not run' : r.latency.signals.p99Ms <= 1500 && r.latency.signals.seen === r.latency.signals.sent ? 'met' : 'missed' });
-  t.push({ id: 'latency-bundle', what: 'worker death → bundle on disk p99', target: '≤ 1000 ms',
-    measured: r.latency ? `${f(r.latency.deaths.fileP99Ms, 0)} ms (${r.latency.deaths.bundles}/${r.latency.deaths.killed} bundles)` : '–',
-    status: !r.latency || r.latency.deaths.fileP99Ms === null ? 'not run' : r.latency.deaths.fileP99Ms <= 1000 && r.latency.deaths.bundles === r.latency.deaths.killed ? 'met' : 'missed' });
-  // Judged on hooks with enough events for a stable mean (sched_wakeup_new fires once per fork).
-  const hookEvents = (hook: string) => Math.max(0, ...(r.programCost?.programs.filter((p) => p.owner.startsWith('premortem') && p.hook === hook).map((p) => p.events) ?? []));
-  const hooks = r.programCost?.schedulerHooks.filter((h) => h.premortemNsPerEvent !== null) ?? [];
-  const judged = hooks.filter((h) => hookEvents(h.hook) >= MIN_EVENTS);
-  const worst = judged.reduce((a, h) => Math.max(a, h.premortemNsPerEvent!), 0);
-  t.push({ id: 'sched-cost', what: `premortem ns per scheduler event (all programs on the hook; judged where ≥ ${MIN_EVENTS} events)`, target: '≤ 1000 ns',
-    measured: hooks.length ? hooks.map((h) => `${h.hook} ${h.premortemNsPerEvent} ns (n=${hookEvents(h.hook)}${hookEvents(h.hook) < MIN_EVENTS ? ', not judged' : ''})`).join(', ') : '–',
-    status: !judged.length ? 'not run' : worst <= 1000 ? 'met' : 'missed' });
-  return t;
-}
 
 export function markdown(r: BenchResults): string {
   const L: string[] = [];
@@ -117,20 +74,13 @@ export function markdown(r: BenchResults): string {
           + (w.name === 'W3' ? ` ${w3Exact(w, c.condition)} |` : ''));
       L.push('');
     }
+    L.push(...featureSection(r.overhead));
   }
-  if (r.memory) {
-    L.push('## 2. Agent memory at idle', '');
-    L.push('`premortem run` tracking N idle python3.11 workers (one master, N forked children), after the timeline rings filled: '
-      + `--interval-ms ${r.memory[0]?.intervalMs} --window-s ${r.memory[0]?.windowS} = ${r.memory[0]?.bucketsPerTimeline} buckets per timeline `
-      + '(the default 10 min / 1 s window holds 600; a shorter interval with the same bucket count fills the same memory faster). '
-      + 'BPF map memory: memlock of every map fd the agent holds (/proc/PID/fdinfo). Agent CPU here is at the shortened interval (10 ticks/s).', '');
-    L.push('| workers | tracked | buckets filled | RSS MiB | PSS MiB | private anon MiB | BPF mappings in RSS MiB | V8 heap MiB | timelines MiB | BPF maps memlock MiB (maps) | agent CPU % |', '|---|---|---|---|---|---|---|---|---|---|---|');
-    for (const m of r.memory)
-      L.push(`| ${m.workers} | ${m.trackedAlive} | ${m.bucketsFilled ?? '–'}/${m.bucketsPerTimeline} | ${f(m.rssMiB, 1)} | ${f(m.pssMiB, 1)} | ${f(m.anonMiB, 1)} | ${f(m.bpfMappedRssMiB, 1)} | ${f(m.heapUsedMiB, 1)} | ${f(m.timelineMiB, 2)} | ${f(m.bpfMapMiB, 1)} (${m.bpfMaps}) | ${f(m.agentCpuPct, 2)} |`);
-    L.push('');
-  }
+  if (r.memory) L.push(...memorySection(r.memory));
+  if (r.scaling) L.push(...scalingSection(r.scaling));
+  if (r.profile) L.push(...profileSection(r.profile));
   if (r.ingest) {
-    L.push('## 3. Ingest: kernel → native → decoded JS', '');
+    L.push('## 5. Ingest: kernel → native → decoded JS', '');
     L.push('Synthetic records from bpf/flood.bpf.c (a paced python3.11 producer), decoded in JS; the last run overloads a 256 KiB ring (its reader held for half the run, Tracer.pause()) to check produced = delivered + dropped.', '');
     L.push('| run | produced | delivered/s | dropped | consumer CPU % | produced = delivered + dropped |', '|---|---|---|---|---|---|');
     for (const x of r.ingest.runs) L.push(`| ${x.name} | ${M(x.produced)} | ${M(x.deliveredPerSec)} | ${M(x.dropped)} | ${x.agentCpuPct.toFixed(0)} | ${x.exact ? 'exact' : 'MISMATCH'} |`);
@@ -138,7 +88,7 @@ export function markdown(r: BenchResults): string {
   }
   if (r.latency) {
     const l = r.latency;
-    L.push('## 4. Latency', '');
+    L.push('## 6. Latency', '');
     L.push('| path | n | p50 ms | p99 ms | max ms |', '|---|---|---|---|---|');
     L.push(`| signal to a tracked worker → Delta frame at a WebSocket client (${l.intervalMs} ms buckets) | ${l.signals.seen}/${l.signals.sent} | ${f(l.signals.p50Ms, 0)} | ${f(l.signals.p99Ms, 0)} | ${f(l.signals.maxMs, 0)} |`);
     L.push(`| SIGKILL of a tracked worker → bundle file on disk | ${l.deaths.bundles}/${l.deaths.killed} | ${f(l.deaths.fileP50Ms, 0)} | ${f(l.deaths.fileP99Ms, 0)} | ${f(l.deaths.fileMaxMs, 0)} |`);
@@ -146,12 +96,13 @@ export function markdown(r: BenchResults): string {
   }
   if (r.programCost) {
     const p = r.programCost;
-    L.push('## 5. Per-program cost (kernel.bpf_stats_enabled)', '');
+    L.push('## 7. Per-program cost (kernel.bpf_stats_enabled)', '');
     L.push(`premortem and libbpf-tools attached together to the same ${p.seconds} s of load (wrk on tracked gunicorn with recycling, dd oflag=direct, a tracked python touching memory and churning the GC). ns/event = Δrun_time_ns / Δrun_cnt.`, '');
     L.push('| scheduler hook | premortem ns/event (all its programs) | libbpf-tools runqlat ns/event |', '|---|---|---|');
     for (const h of p.schedulerHooks) L.push(`| ${h.hook} | ${h.premortemNsPerEvent ?? '–'} (${h.premortemPrograms.join(', ') || '–'}) | ${h.libbpfToolsNsPerEvent ?? '–'} |`);
-    L.push('', '| owner | program | hook | events | ns/event |', '|---|---|---|---|---|');
-    for (const x of p.programs) L.push(`| ${x.owner} | ${x.program} | ${x.hook} | ${x.events} | ${x.nsPerEvent ?? '–'} |`);
+    L.push('', 'Reference: the premortem programs\' ns/event on each hook in the run of 2026-11-26 (before issue 16).', '');
+    L.push('| owner | program | hook | events | ns/event | hook reference (all premortem programs on it) |', '|---|---|---|---|---|---|');
+    for (const x of p.programs) L.push(`| ${x.owner} | ${x.program} | ${x.hook} | ${x.events} | ${x.nsPerEvent ?? '–'} | ${x.owner.startsWith('premortem') ? REFERENCE_NS_PER_EVENT[x.hook] ?? '–' : ''} |`);
     L.push('');
   }
   L.push(...notes(r));
