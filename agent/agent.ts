@@ -28,12 +28,15 @@ import { allHandlers } from './probes';
 import { TcpWatcher } from './probes/tcp';
 import type { Feature, Snapshot } from '../proto/codec';
 import { createPythonGc, PythonGc } from './python/gc';
+import { createInterpreterCache } from './python/interpreter';
+import { createStackSampler } from './python/stacks';
 import { createKernelFilter } from './registry/kernel-filter';
 import { Registry } from './registry/registry';
 import type { ServiceState } from './registry/state';
 import { createWatch, Watch } from './registry/watch';
 import { createHostSampler } from './sampling/host';
 import { createServiceSampler } from './sampling/service';
+import { createStackWatch, StackWatch, StackWatchStats } from './sampling/stacks';
 import { createTicker, Ticker } from './sampling/ticker';
 import { createWorkerSampler } from './sampling/worker';
 import type { BundleStore } from './store';
@@ -66,6 +69,8 @@ export interface Agent extends EventEmitter<AgentEvents> {
   trackPid(pid: number): boolean;
   /** The native tracer once started (tools and tests that drive probe maps, e.g. flood_cfg). */
   nativeTracer(): Tracer | undefined;
+  /** Python stack sampling: samples, time spent, passes (undefined when off or not started). */
+  stackStats(): StackWatchStats | undefined;
 }
 
 export interface AgentDeps {
@@ -87,6 +92,7 @@ interface Running {
   judge: Judge;
   ticker: Ticker;
   pythonGc: PythonGc;
+  stacks?: StackWatch;
   probeFeatures: Feature[];
 }
 
@@ -124,7 +130,8 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
     const clock = createClock(o.intervalMs, () => loadAddon().bootTimeNs());
     const { loaded, features } = probeFeatures(tracer, this.log);
     const tcp = loaded.has('tcp') ? new TcpWatcher(tracer) : undefined;
-    const pythonGc = createPythonGc({ tracer, log: this.log });
+    const interpreters = createInterpreterCache(); // one read per interpreter binary, for GC probes and stacks
+    const pythonGc = createPythonGc({ tracer, log: this.log, interpreters });
     const kernel = createKernelFilter(tracer, loaded, this.errors, () => this.stopped);
     const registry = new Registry(o, clock, kernel, this.log, {
       registered: (w, forked) => { if (!forked) this.attachGc(pythonGc, loaded, w.identity.pid); }, // a fork runs its parent's interpreter
@@ -133,9 +140,11 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
       topology: () => this.emit('topology'),
     });
     const workerSampler = createWorkerSampler(tracer, loaded, o, clock, this.loss, this.markers);
+    const stacks = o.stackIntervalMs > 0
+      ? createStackWatch({ options: o, registry, sampler: createStackSampler({ interpreters }), errors: this.errors }) : undefined;
     const judge = createJudge({
       options: o, agentVersion: AGENT_VERSION, clock, tracer, registry, host: this.host, loss: this.loss, markers: this.markers,
-      sampler: workerSampler, store: this.store, log: this.log, errors: this.errors,
+      sampler: workerSampler, store: this.store, stacks, log: this.log, errors: this.errors,
       emit: {
         death: (d) => this.emit('death', d), bundle: (i, b) => this.emit('bundle', i, b),
         storeError: (code, message) => this.emit('store-error', code, message), topology: () => this.emit('topology'),
@@ -151,11 +160,12 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
     const ticker = createTicker({
       options: o, clock, tracer, registry, host: this.host, loss: this.loss, markers: this.markers, errors: this.errors,
       samplers: { worker: workerSampler, service: createServiceSampler(o, clock, registry, tcp, this.loss, this.errors), host: createHostSampler(tracer, loaded, this.errors) },
-      emit: { tick: (t) => this.emit('tick', t), lost: (l) => this.emit('lost', l) },
+      emit: { tick: (t) => { stacks?.onMarkers(t.markers); this.emit('tick', t); }, lost: (l) => this.emit('lost', l) },
     });
-    this.running = { clock, tracer, registry, watch, judge, ticker, pythonGc, probeFeatures: features };
+    this.running = { clock, tracer, registry, watch, judge, ticker, pythonGc, stacks, probeFeatures: features };
     watch.start();
     ticker.start();
+    stacks?.start();
     this.log.info('agent started', { probes: [...loaded].join(','), intervalMs: o.intervalMs, windowMs: o.windowMs });
   }
 
@@ -207,6 +217,7 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
           r?.ticker.stop();
           r?.watch.stop();
           r?.judge.stop();
+          r?.stacks?.stop();
           r?.pythonGc.close();
           if (r && !this.givenTracer) r.tracer.close();
         })(),
@@ -222,7 +233,16 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
   }
 
   features(): Feature[] {
-    return this.running ? [...this.running.probeFeatures, ...this.running.pythonGc.features()] : [];
+    if (!this.running) return [];
+    const o = this.options;
+    const stacks: Feature = o.stackIntervalMs > 0
+      ? { name: 'python-stacks', enabled: true, reason: `every ${o.stackIntervalMs} ms per worker (${o.stackBurstIntervalMs} ms for ${o.stackBurstMs / 1000} s after a marker or a stop signal)` }
+      : { name: 'python-stacks', enabled: false, reason: 'turned off (stackIntervalMs 0)' };
+    return [...this.running.probeFeatures, ...this.running.pythonGc.features(), stacks];
+  }
+
+  stackStats(): StackWatchStats | undefined {
+    return this.running?.stacks?.stats();
   }
 
   trackPid(pid: number): boolean {

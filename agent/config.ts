@@ -68,6 +68,13 @@ export interface AgentOptions {
   disablePrograms: string[];
   /** How long after an exit the agent waits for trailing records before judging (ms). */
   deathSettleMs: number;
+  /** Python stacks of tracked workers: each is sampled this often (ms); 0 turns stack sampling off. */
+  stackIntervalMs: number;
+  /** ...and this often for stackBurstMs after a marker on it or a SIGABRT/SIGTERM from its master (ms). */
+  stackBurstIntervalMs: number;
+  stackBurstMs: number;
+  /** Distinct stacks (with frames) kept per worker and frozen into its post-mortem. */
+  maxStacksPerWorker: number;
   thresholds: Thresholds;
 }
 
@@ -108,6 +115,10 @@ export const DEFAULTS: AgentOptions = {
   gcRecordUs: 10_000,
   disablePrograms: [],
   deathSettleMs: 150,
+  stackIntervalMs: 1000,
+  stackBurstIntervalMs: 200,
+  stackBurstMs: 5000,
+  maxStacksPerWorker: 8,
   thresholds: DEFAULT_THRESHOLDS,
 };
 
@@ -135,7 +146,20 @@ export function resolveOptions(input: AgentOptionsInput = {}): AgentOptions {
   if (o.port !== null && !isLoopback(o.host) && !o.token)
     throw new TypeError(`binding to ${o.host} (not loopback) requires a token: pass --token or PREMORTEM_TOKEN`);
   if (o.maxTrackedProcesses > 8192) throw new TypeError('maxTrackedProcesses cannot exceed the kernel pid filter (8192)');
+  checkStackOptions(o);
   return o;
+}
+
+/** Stack sampling: off (0) or at least every 100 ms; a burst is faster than the base rate, never faster than 50 ms. */
+function checkStackOptions(o: AgentOptions): void {
+  const { stackIntervalMs: base, stackBurstIntervalMs: burst } = o;
+  if (!Number.isInteger(base) || (base !== 0 && base < 100)) throw new TypeError(`stackIntervalMs must be 0 (off) or at least 100 ms, got ${base}`);
+  if (base === 0) return;
+  if (!Number.isInteger(burst) || burst < 50 || burst > base)
+    throw new TypeError(`stackBurstIntervalMs must be between 50 ms and stackIntervalMs (${base} ms), got ${burst}`);
+  if (!Number.isInteger(o.stackBurstMs) || o.stackBurstMs < 0) throw new TypeError(`stackBurstMs must be a whole number of ms >= 0, got ${o.stackBurstMs}`);
+  if (!Number.isInteger(o.maxStacksPerWorker) || o.maxStacksPerWorker < 1 || o.maxStacksPerWorker > 64)
+    throw new TypeError(`maxStacksPerWorker must be between 1 and 64, got ${o.maxStacksPerWorker}`);
 }
 
 /** Buckets per timeline ring. */

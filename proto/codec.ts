@@ -50,6 +50,10 @@ export type Severity = 'info' | 'warning' | 'critical';
 export type VerdictKind =
   | 'unknown' | 'oom-killed' | 'killed-by-master' | 'killed-by-other' | 'crashed' | 'exited';
 export type OomScope = 'none' | 'cgroup' | 'global';
+/** Who sent a fatal signal, by role (agent/deaths/roles.ts). */
+export type SenderRole =
+  | 'unknown' | 'master' | 'kernel-oom' | 'systemd-oomd' | 'systemd' | 'kubelet' | 'container-runtime'
+  | 'supervisor' | 'operator' | 'script' | 'self' | 'kernel' | 'init' | 'other' | 'shell';
 
 export interface Identity {
   pid: number; startTicks: number; comm: string; cmdline: string; serviceId: string;
@@ -95,6 +99,15 @@ export interface Verdict {
   kind: VerdictKind; exitCode: number; signal: number; coreDumped: boolean; senderPid: number;
   senderComm: string; oomScope: OomScope; cgroupPath: string; limitBytes: number; usageBytes: number;
   summary: string; evidence: Evidence[]; tMs: number; signalName: string; failure: boolean;
+  /** Who sent the fatal (or stop) signal, by role; absent when no process sent one. */
+  sender?: Sender;
+  /** The Python frame it was in at its last stack before the kill (decode fills the times; writers may leave them out). */
+  lastFrame?: PyFrame; lastFrameSinceMs?: number; lastFrameUntilMs?: number;
+}
+/** The sender of a signal as read from /proc when its record arrived. */
+export interface Sender {
+  role: SenderRole; pid: number; comm: string; exe: string; cmdline: string; ppid: number; tty: string;
+  ancestors: string[]; reason: string; description: string; uid: number; readAtSignal: boolean;
 }
 export interface CgroupLimits {
   path: string; memoryMaxBytes: number; memoryHighBytes: number; memoryCurrentBytes: number;
@@ -115,6 +128,13 @@ export interface Bundle {
   intervalMs: number; kernel: string;
   /** The dead worker's last Python stacks, oldest first (decode always fills it; writers may leave it out). */
   stacks?: PyStackSample[];
+  /** How `stacks` were sampled; absent when stack sampling was off. */
+  stackSampling?: StackSampling;
+}
+/** How a worker's Python stacks were sampled (agent/sampling/stacks.ts). */
+export interface StackSampling {
+  intervalMs: number; burstIntervalMs: number; samples: number; empty: number; failed: number; lastError: string;
+  lastSampleMs: number; lastFramesMs: number; dropped: number;
 }
 export interface IncidentSummary {
   id: string; tMs: number; service: string; serviceId: string; pid: number; startTicks: number;

@@ -22,10 +22,12 @@ done
 # What building and running the agent needs.
 BUILD_PKGS=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev cmake make g++ pkg-config libcap2-bin)
 # What the tests and benchmarks need: real Python services, load, a browser; for the
-# package test (npm run package, dpkg -i): dpkg-shlibdeps, strace, systemd-analyze.
+# package test (npm run package, dpkg -i): dpkg-shlibdeps, strace, systemd-analyze; for the
+# sender-role tests: supervisord, and podman with runc (crun 1.8 refuses a hybrid cgroup layout).
 TEST_PKGS=(python3.11 gunicorn python3-flask uvicorn python3-uvicorn python3-starlette python3-fastapi
            uwsgi uwsgi-plugin-python3 python3-hypercorn daphne python3-celery
-           wrk chromium procps iproute2 util-linux libbpf-tools prometheus nftables dpkg-dev strace systemd)
+           wrk chromium procps iproute2 util-linux libbpf-tools prometheus nftables dpkg-dev strace systemd supervisor
+           podman runc)
 
 missing_pkgs() {
   local p

@@ -1,6 +1,7 @@
 /** Text renderings of post-mortems for the terminal (`list`, `show`). */
 import type { Bundle, IncidentSummary } from '../../proto/codec';
 import { formatBytes } from '../../proto/format';
+import { formatSender, formatStacks } from './format-stack';
 
 function sparkline(values: number[]): string {
   const ticks = '▁▂▃▄▅▆▇█';
@@ -32,6 +33,8 @@ export function formatBundle(b: Bundle): string {
     `  faults     ${sparkline(last.map((x) => x.minorFaults + x.majorFaults))}`,
     `  cpu ms     ${sparkline(last.map((x) => x.cpuMs))}`,
   ];
+  if (v.sender) out.push(...formatSender(v.sender));
+  out.push(...formatStacks(b));
   if (b.cgroupLimits?.memoryMaxBytes) out.push(`cgroup    ${b.cgroupLimits.path} limit ${formatBytes(b.cgroupLimits.memoryMaxBytes)}`);
   const notable = b.markers.filter((m) => m.severity !== 'info').slice(-10);
   if (notable.length) {

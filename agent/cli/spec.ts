@@ -85,6 +85,7 @@ export const COMMANDS: CommandSpec[] = [
       { name: 'window-s', kind: 'int', min: 1, max: 7 * 86_400, arg: 'N', defaultText: '600', help: 'timeline length kept in memory' },
       { name: 'bundle-window-s', kind: 'int', min: 1, max: 7 * 86_400, arg: 'N', defaultText: '300', help: 'history frozen into a post-mortem (at most --window-s)' },
       { name: 'max-tracked', kind: 'int', min: 1, max: 8192, arg: 'N', defaultText: '512', help: 'cap on tracked processes' },
+      { name: 'stack-interval-ms', kind: 'int', min: 0, max: 3_600_000, arg: 'N', defaultText: '1000', help: "sample each worker's Python stack this often (0: never); faster for 5 s after a warning or a stop signal" },
       DATA_DIR,
       { name: 'quota-mb', kind: 'int', min: 1, max: 1_048_576, arg: 'N', defaultText: '256', help: 'disk quota of the post-mortem directory' },
       DISABLE,
@@ -115,7 +116,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'show',
-    summary: 'one post-mortem: verdict, evidence, key series as sparklines, markers (reads only)',
+    summary: 'one post-mortem: verdict, evidence, who sent the signal (by role), the last Python stack, key series as sparklines, markers (reads only)',
     positionals: [ID],
     options: [JSON_OUT, DATA_DIR],
     examples: ['premortem show 20251126-170003-412-4242-ab12', 'premortem show ID --json'],

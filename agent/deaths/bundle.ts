@@ -4,7 +4,7 @@
  * host context, cgroup limits, markers and the verdict.
  */
 import * as os from 'os';
-import type { Bundle, CgroupLimits, HostBucket, Identity, Marker, Service, ServiceBucket, Verdict, WorkerTimeline as WorkerTimelineMsg } from '../../proto/codec';
+import type { Bundle, CgroupLimits, HostBucket, Identity, Marker, PyStackSample, Service, ServiceBucket, StackSampling, Verdict, WorkerTimeline as WorkerTimelineMsg } from '../../proto/codec';
 import { BUNDLE_FORMAT_VERSION } from '../../proto/codec';
 import type { MemoryCgroup } from '../cgroup/memory';
 import type { CpuThrottling } from '../cgroup/cpu';
@@ -34,6 +34,9 @@ export interface BundleInput {
   /** The service's CPU bandwidth (quota), when its cgroup has one. */
   cpu?: CpuThrottling;
   lostRecords: number;
+  /** The dead worker's last distinct Python stacks with frames, oldest first, and how they were sampled. */
+  stacks?: PyStackSample[];
+  stackSampling?: StackSampling;
 }
 
 export function cgroupLimits(cg: MemoryCgroup | null | undefined, cpu?: CpuThrottling): CgroupLimits | undefined {
@@ -80,5 +83,6 @@ export function buildBundle(i: BundleInput): Bundle {
     lostRecords: i.lostRecords,
     intervalMs: i.intervalMs,
     kernel: os.release(),
+    ...(i.stackSampling ? { stacks: i.stacks ?? [], stackSampling: i.stackSampling } : {}),
   };
 }

@@ -1,8 +1,10 @@
 /**
- * Deaths: a tracked process exits (or vanishes); after a short settle for the
- * kernel's trailing records, its last bucket is taken, the verdict decided from
- * the facts gathered meanwhile, and a failure's minutes before are frozen into
- * a post-mortem bundle and written to the store.
+ * Deaths: a tracked process exits (or vanishes); after a short settle, and once
+ * every record the kernel submitted before it is in (settle.ts: a pass-count
+ * barrier, a sync per batch only when the reader is behind), its last bucket is taken, its last
+ * Python stacks frozen, the verdict decided from the facts gathered meanwhile
+ * (with what its master's log says), and a failure's minutes before are frozen
+ * into a post-mortem bundle and written to the store.
  */
 import type { AgentOptions } from '../config';
 import type { Clock } from '../core/clock';
@@ -20,13 +22,11 @@ import { subjectOf, WorkerSampler } from '../sampling/worker';
 import type { BundleStore } from '../store';
 import { makeBundleId } from '../store';
 import type { HostTimeline } from '../timeline';
+import type { FrozenStacks } from '../sampling/stack-ring';
 import { buildBundle, TimelineSource } from './bundle';
-import { decideVerdict, SIGNAL_LOOKBACK_MS, SignalFacts, STOP_SIGNALS } from './verdict';
-
-/** The last stop request a master received in the look-back before `deathMs` (its workers' deaths then are planned). */
-function stopRequestOf(master: WorkerState | undefined, deathMs: number): SignalFacts | undefined {
-  return master?.signals.filter((s) => STOP_SIGNALS.has(s.sig) && !s.kernel && s.tMs <= deathMs && s.tMs >= deathMs - SIGNAL_LOOKBACK_MS).pop();
-}
+import { createMasterLogReader } from './master-log';
+import { createSettleQueue, SettleStats, tracerBarrier } from './settle';
+import { decideVerdict, SIGNAL_LOOKBACK_MS } from './verdict';
 
 export interface JudgeDeps {
   options: AgentOptions;
@@ -39,6 +39,8 @@ export interface JudgeDeps {
   markers: MarkerBoard;
   sampler: WorkerSampler;
   store?: BundleStore;
+  /** The workers' last Python stacks (agent/sampling/stacks.ts); absent when stack sampling is off. */
+  stacks?: { freeze(w: WorkerState): FrozenStacks | undefined };
   log: Logger;
   errors: ErrorCounter;
   emit: {
@@ -53,11 +55,14 @@ export interface Judge {
   /** A death at `deathMs` (from its exit record, or when it was found gone): judged after the settle time. */
   schedule(w: WorkerState, deathMs: number): void;
   stop(): void;
+  /** Batches judged, syncs with the record reader, deaths judged without one. */
+  stats(): SettleStats;
 }
 
+
 export function createJudge(d: JudgeDeps): Judge {
-  const timers = new Set<NodeJS.Timeout>();
   let stopped = false;
+  const masterLogs = createMasterLogReader();
 
   const source = (w: WorkerState): TimelineSource => ({
     identity: w.identity,
@@ -65,7 +70,7 @@ export function createJudge(d: JudgeDeps): Judge {
     markers: (from, to) => w.markers.between(from, to),
   });
 
-  const bundleFor = (w: WorkerState, s: ServiceState | undefined, verdict: Verdict, id: string, deathMs: number) => {
+  const bundleFor = (w: WorkerState, s: ServiceState | undefined, verdict: Verdict, id: string, deathMs: number, stacks?: FrozenStacks) => {
     const from = deathMs - d.options.bundleWindowMs;
     const to = deathMs + d.options.intervalMs;
     const siblings = s ? [...d.registry.workers.values()].filter((x) => x !== w && x.identity.serviceId === s.service.id
@@ -82,12 +87,16 @@ export function createJudge(d: JudgeDeps): Judge {
       verdict, cgroup: known ? rereadMemoryCgroup(known) : null,
       cpu: s ? [...s.cpuCgroups.values()].find((c) => c.last?.quotaUs)?.last : undefined,
       lostRecords: d.loss.between(from, to),
+      stacks: stacks?.stacks.map((k) => k.sample), stackSampling: stacks?.sampling,
     });
   };
 
-  const verdictOf = (w: WorkerState, s: ServiceState | undefined, deathMs: number): Verdict => {
+  const verdictOf = (w: WorkerState, s: ServiceState | undefined, deathMs: number, stacks?: FrozenStacks): Verdict => {
     const e = w.exit;
     const master = s ? d.registry.workers.get(s.masterKey) : undefined;
+    const hasMaster = w.identity.role === 'worker' && master && master !== w;
+    // A master's log line about a kill comes just before its first signal: read after that.
+    const firstFromMaster = hasMaster ? w.signals.find((x) => !x.kernel && x.senderPid === master.identity.pid && x.tMs >= deathMs - SIGNAL_LOOKBACK_MS) : undefined;
     return decideVerdict({
       exit: {
         pid: w.identity.pid, comm: w.identity.comm, tMs: deathMs,
@@ -97,10 +106,12 @@ export function createJudge(d: JudgeDeps): Judge {
       signals: w.signals,
       oom: w.oom,
       masterPid: w.identity.role === 'worker' ? master?.identity.pid ?? w.identity.ppid : undefined,
-      masterStopRequest: w.identity.role === 'worker' ? stopRequestOf(master, deathMs) : undefined,
       masterComm: master?.identity.comm,
       rss: w.timeline.series('rssBytes').map(([t, v], i, a) => [i === a.length - 1 ? deathMs : t + d.options.intervalMs, v]),
       lostRecords: d.loss.between(deathMs - d.options.bundleWindowMs, deathMs),
+      stacks: stacks?.stacks,
+      master: hasMaster && master.alive ? masterLogs.factsFor(master.key, master.identity.pid, master.identity.comm, w.identity.pid, firstFromMaster?.tMs ?? 0) : undefined,
+      masterSignals: hasMaster ? master.signals : undefined,
     });
   };
 
@@ -110,9 +121,9 @@ export function createJudge(d: JudgeDeps): Judge {
     if (storm) d.markers.raise(s, storm);
   };
 
-  const writeBundle = async (w: WorkerState, s: ServiceState | undefined, verdict: Verdict, deathMs: number) => {
+  const writeBundle = async (w: WorkerState, s: ServiceState | undefined, verdict: Verdict, deathMs: number, stacks?: FrozenStacks) => {
     const bundleId = makeBundleId(deathMs, w.identity.pid);
-    const bundle = bundleFor(w, s, verdict, bundleId, deathMs);
+    const bundle = bundleFor(w, s, verdict, bundleId, deathMs, stacks);
     d.emit.death({ identity: w.identity, verdict, bundleId, tMs: deathMs });
     try {
       const { incident } = await d.store!.write(bundle);
@@ -125,21 +136,24 @@ export function createJudge(d: JudgeDeps): Judge {
     }
   };
 
-  const judge = async (w: WorkerState, deathMs: number) => {
+  const judge = async (w: WorkerState, seenMs: number, synced: boolean) => {
     if (stopped) return;
-    d.tracer.flush();
+    // Found gone by a scan, its exit record may have come in while it waited: that time is the death's.
+    const deathMs = w.exit ? d.clock.recMs(w.exit.tsNs) : seenMs;
     const s = d.registry.serviceOf(w);
     // A last bucket for the partial interval, with the RSS current at death.
     d.sampler.sample(w, d.clock.intervalStart(deathMs), true);
     w.alive = false;
     w.diedMs = deathMs;
-    const verdict = verdictOf(w, s, deathMs);
+    const stacks = d.stacks?.freeze(w);
+    const verdict = verdictOf(w, s, deathMs, stacks);
+    if (!synced) verdict.evidence.push({ what: 'records', value: 'the kernel record reader was behind when this death was judged: records sent just before it may be missing', tMs: deathMs, number: 0, unit: '' });
     w.verdict = verdict;
     d.markers.raise(w, marker(deathMs, verdict.kind === 'oom-killed' ? 'oom-kill' : 'exit', subjectOf(w), verdict.failure ? 'critical' : 'info',
       verdict.summary, { exitCode: verdict.exitCode, signal: verdict.signal }, { verdict: verdict.kind }), true);
     if (s && verdict.failure) noteFailure(s, deathMs);
     d.registry.retire(w, false);
-    if (d.store && (verdict.failure || d.options.bundleCleanExits)) await writeBundle(w, s, verdict, deathMs);
+    if (d.store && (verdict.failure || d.options.bundleCleanExits)) await writeBundle(w, s, verdict, deathMs, stacks);
     else {
       d.emit.death({ identity: w.identity, verdict, bundleId: '', tMs: deathMs });
       d.log.info(`worker ${w.identity.pid} ${verdict.kind}`, { summary: verdict.summary });
@@ -147,22 +161,22 @@ export function createJudge(d: JudgeDeps): Judge {
     d.emit.topology();
   };
 
+  // Deaths due together are judged once the records before them are in (settle.ts).
+  const settle = createSettleQueue<{ w: WorkerState; deathMs: number }>(tracerBarrier(d.tracer), (due, synced) => {
+    for (const x of due) judge(x.w, x.deathMs, synced).catch((e) => d.errors.count('judge', e));
+  });
+
   return {
     schedule(w, deathMs) {
       if (w.judging) return;
       w.judging = true;
       d.registry.releaseSlot(w); // the master may fork the replacement before the verdict is in
-      // Records the kernel wrote just before the exit may sit in the next batch.
-      const t = setTimeout(() => {
-        timers.delete(t);
-        judge(w, deathMs).catch((e) => d.errors.count('judge', e));
-      }, d.options.deathSettleMs);
-      timers.add(t);
+      settle.add({ w, deathMs }, Date.now() + d.options.deathSettleMs);
     },
     stop() {
       stopped = true;
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
+      settle.stop();
     },
+    stats: () => settle.stats(),
   };
 }

@@ -53,7 +53,11 @@ const SERVER_KINDS: Array<[ServiceKind, RegExp]> = [
 /** Helper processes that live in a pool's tree but are not workers. */
 const NOT_A_WORKER = /multiprocessing\.resource_tracker|multiprocessing\.forkserver|semaphore_tracker/;
 
+/** Process supervisors written in Python (supervisord, circus): they run services, they are not one. */
+const PYTHON_SUPERVISOR = /^(supervisord|circusd)$/;
+
 export function isPythonProcess(exe: string, cmdline: string[]): boolean {
+  if (cmdline.slice(0, 2).some((a) => PYTHON_SUPERVISOR.test(path.basename(a)))) return false;
   const base = path.basename(exe);
   if (/^python\d*(\.\d+)?$/.test(base) || /^uwsgi/.test(base)) return true;
   const arg0 = path.basename(cmdline[0] ?? '');

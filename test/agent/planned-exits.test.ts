@@ -158,7 +158,7 @@ async function failReloadStop(c: ServerCase, master: ChildProcess, masterPid: nu
     for (const d of planned) {
       const seen = { pid: d.identity?.pid, role: d.identity?.role, kind: d.verdict?.kind, failure: d.verdict?.failure, summary: d.verdict?.summary };
       // A worker slow to go may be ended by its master during the stop (celery, gunicorn past graceful_timeout): still planned.
-      if (seen.kind === 'killed-by-master') expect(seen.summary).toMatch(/during the shutdown: a planned stop/);
+      if (seen.kind === 'killed-by-master') expect(seen.summary).toMatch(/during the (shutdown|reload): a planned stop/);
       else expect(seen).toMatchObject({ kind: 'exited' });
       expect(seen.failure).toBe(false);
     }

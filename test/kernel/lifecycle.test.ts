@@ -373,9 +373,12 @@ test('without follow-forks the child is not tracked and its exit is not reported
   expect(exitsOf(kid)).toHaveLength(0);
 });
 
-/** Spawns a process that gets `pid` (via ns_last_pid), retrying if another process takes it first. */
+/**
+ * Spawns a process that gets `pid` (via ns_last_pid), retrying if another process takes it first
+ * (other work on the host forks too: many attempts, each a few ms).
+ */
 async function spawnWithPid(pid: number, body: string): Promise<ChildProcess> {
-  for (let attempt = 0; attempt < 50; attempt++) {
+  for (let attempt = 0; attempt < 500; attempt++) {
     fs.writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
     const code = `import sys, os, signal, time\n${body}`;
     const child = capture(start(PY, ['-c', code], { stdio: ['pipe', 'pipe', 'pipe'] }));

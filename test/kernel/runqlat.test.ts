@@ -32,13 +32,17 @@ describe('runqlat on real competing processes', () => {
     const delay0 = runDelayNs(tracked.pid!);
     // Until there is enough to judge (a second or two here; longer on a loaded machine).
     const histOf = () => { const raw = t.tracer.mapLookup('runqlat', 'runq_hist', tracked.pid!); return raw ? decodeHist(raw) : null; };
+    const rivalPids = rivals.map((r) => r.pid);
+    // Until there is enough to judge, and the rivals (which start a little later) held the CPU
+    // during some slow waits: a second or two here, longer on a loaded machine.
     await waitFor(() => {
       t.tracer.flush();
       const h = histOf();
       const st = t.tracer.mapLookup('runqlat', 'cpu_stats', tracked.pid!);
+      const byRival = (t.ofType(RecordType.RunqSlow) as RunqSlowRecord[]).filter((r) => rivalPids.includes(r.culpritPid));
       return h && h.count > 20 && h.maxNs > SLOW_WAIT_US * 1000 && st && decodeCpuStats(st).involuntarySwitches > 20
-        && t.ofType(RecordType.RunqSlow).length > 0;
-    }, 20_000, 'runqueue waits, a slow one among them');
+        && byRival.length >= 3;
+    }, 30_000, 'runqueue waits, slow ones with a rival holding the CPU');
     const hist = histOf()!;
     const delay = runDelayNs(tracked.pid!) - delay0;
     expect(hist.count).toBeGreaterThan(20);
@@ -56,18 +60,18 @@ describe('runqlat on real competing processes', () => {
 
     const slow = t.ofType(RecordType.RunqSlow) as RunqSlowRecord[];
     expect(slow.length).toBeGreaterThan(0);
-    const rivalPids = rivals.map((r) => r.pid);
     for (const r of slow) {
       expect(r.pid).toBe(tracked.pid);
       expect(r.waitNs).toBeGreaterThanOrEqual(SLOW_WAIT_US * 1000);
       expect(r.cpu).toBe(0);
       expect(r.comm).toMatch(/python/);
     }
-    // The culprit is the task that held CPU 0: mostly the rivals (on a busy host other
-    // tasks take CPU 0 too, so a quarter is the floor, not the expectation).
+    // The culprit is the task that held CPU 0: the rivals among others (on a busy host other
+    // tasks take CPU 0 too); a culprit is never the waiting process itself.
     const byRival = slow.filter((r) => rivalPids.includes(r.culpritPid));
-    expect(byRival.length).toBeGreaterThan(slow.length / 4);
-    expect(byRival[0].culpritComm).toMatch(/python/);
+    expect(byRival.length).toBeGreaterThanOrEqual(3);
+    for (const r of byRival) expect(r.culpritComm).toMatch(/python/);
+    for (const r of slow) expect(r.culpritPid).not.toBe(tracked.pid);
     expect(slow.some((r) => r.preempted)).toBe(true);
 
     // Untracked processes produce no records and no histograms.
@@ -86,13 +90,15 @@ describe('runqlat on real competing processes', () => {
     }, 15_000, '50 wakeups of the sleeper');
     expect(stats.wakeups).toBeGreaterThan(50);
     expect(stats.voluntarySwitches).toBeGreaterThan(50);
-    const before = decodeHist(t.tracer.mapLookup('runqlat', 'runq_hist', sleeper.pid!)!).count;
-    expect(before).toBeGreaterThan(50);
+    expect(decodeHist(t.tracer.mapLookup('runqlat', 'runq_hist', sleeper.pid!)!).count).toBeGreaterThan(50);
 
     expect(t.tracer.untrack(sleeper.pid!)).toBe(true);
-    await sleep(300);
+    // A wait already in flight when the pid left the filter may still land: let it.
+    await sleep(100);
+    const before = decodeHist(t.tracer.mapLookup('runqlat', 'runq_hist', sleeper.pid!)!).count;
+    await sleep(300); // ~120 more wakeups of the sleeper
     const after = decodeHist(t.tracer.mapLookup('runqlat', 'runq_hist', sleeper.pid!)!).count;
-    expect(after - before).toBeLessThanOrEqual(2); // at most a wait already in flight
+    expect(after - before).toBeLessThanOrEqual(1);
     // Reset: deleting the entry starts the process's histogram afresh.
     expect(t.tracer.mapDelete('runqlat', 'runq_hist', sleeper.pid!)).toBe(true);
     expect(t.tracer.mapLookup('runqlat', 'runq_hist', sleeper.pid!)).toBeNull();

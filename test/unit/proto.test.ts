@@ -9,6 +9,7 @@ import {
   type Verdict, type Evidence, type CgroupLimits, type WorkerTimeline, type IncidentSummary,
   type Worker, type Snapshot, type Feature, type WorkerBucket, type Lost, type BundleReady,
   type Subscribe, type Unsubscribe, type HistoryRequest, type ProtoErrorMessage, type PyFrame, type PyThread, type PyStackSample,
+  type Sender, type StackSampling, type SenderRole,
 } from '../../proto/codec';
 import { loadCodec } from '../../proto/node';
 
@@ -55,25 +56,34 @@ const marker: Required<Marker> = {
   details: { cgroup: '/test.slice' },
 };
 const evidence: Required<Evidence> = { what: 'cgroup memory.max', value: '512 MiB', tMs: 1764170002000, number: 512 * 2 ** 20, unit: 'bytes' };
+const pyFrame: Required<PyFrame> = { file: '/srv/app.py', function: 'slow_report', line: 8 };
+const sender: Required<Sender> = {
+  role: 'operator', pid: 4300, comm: 'bash', exe: '/usr/bin/bash', cmdline: 'bash -c kill -9 4242', ppid: 4100, tty: 'pts/3',
+  ancestors: ['sshd[4100]', 'sshd[900]'], reason: 'kill -9', description: "an operator's shell (bash on pts/3)", uid: 1000, readAtSignal: true,
+};
 const verdict: Required<Verdict> = {
   kind: 'oom-killed', exitCode: 0, signal: 9, coreDumped: false, senderPid: 0, senderComm: '', oomScope: 'cgroup',
   cgroupPath: '/test.slice', limitBytes: 512 * 2 ** 20, usageBytes: 512 * 2 ** 20 - 4096,
   summary: 'RSS rose from 180 MiB to 512 MiB in 40 s; the kernel OOM-killed pid 4242', evidence: [evidence],
   tMs: 1764170003000, signalName: 'SIGKILL', failure: true,
+  sender, lastFrame: pyFrame, lastFrameSinceMs: 1764169990000, lastFrameUntilMs: 1764170002500,
 };
 const timeline: Required<WorkerTimeline> = { identity, buckets: [bucket, { ...bucket, tMs: bucket.tMs + 1000 }] };
 const cgroupLimits: Required<CgroupLimits> = {
   path: '/test.slice', memoryMaxBytes: 512 * 2 ** 20, memoryHighBytes: 0, memoryCurrentBytes: 500 * 2 ** 20,
   memoryPeakBytes: 512 * 2 ** 20, cpuQuotaUs: 50000, cpuPeriodUs: 100000, pidsMax: 512, memoryEvents: { oom: 1, oom_kill: 1 },
 };
-const pyFrame: Required<PyFrame> = { file: '/srv/app.py', function: 'slow_report', line: 8 };
 const pyThread: Required<PyThread> = { tid: 4242, name: 'gunicorn: worke', frames: [pyFrame], isMain: true, holdsGil: false, truncated: false };
 const pyStackSample: Required<PyStackSample> = { tMs: 1764170002500, pid: 4242, threads: [pyThread], error: '', pythonVersion: '3.11.2' };
+const stackSampling: Required<StackSampling> = {
+  intervalMs: 1000, burstIntervalMs: 200, samples: 31, empty: 1, failed: 2, lastError: 'PREMORTEM_ERR_PROCESS_GONE: process 4242 is gone',
+  lastSampleMs: 1764170002900, lastFramesMs: 1764170002500, dropped: 3,
+};
 const bundle: Required<Bundle> = {
   formatVersion: BUNDLE_FORMAT_VERSION, id: '20251126-170003-4242-ab12', createdMs: 1764170003100, host: 'host1',
   agentVersion: '0.1.0', worker: identity, service, verdict, timelines: [timeline], serviceBuckets: [serviceBucket],
   hostBuckets: [hostBucket], markers: [marker], cgroupLimits, windowStartMs: 1764169703000, windowEndMs: 1764170003000,
-  lostRecords: 5, intervalMs: 1000, kernel: '6.18.0', stacks: [pyStackSample],
+  lostRecords: 5, intervalMs: 1000, kernel: '6.18.0', stacks: [pyStackSample], stackSampling,
 };
 const incident: Required<IncidentSummary> = {
   id: bundle.id, tMs: 1764170003000, service: 'app:app', serviceId: 'gunicorn:8000', pid: 4242, startTicks: 2 ** 40 + 7,
@@ -107,7 +117,7 @@ describe('schema and TypeScript types stay in step', () => {
     Bundle: bundle, IncidentSummary: incident, Feature: feature, Hello: hello, Worker: worker, Snapshot: snapshot,
     WorkerBucket: workerBucket, Delta: delta, Death: death, BundleReady: bundleReady, Lost: lost, History: history,
     Error: errorMessage, Subscribe: subscribe, Unsubscribe: unsubscribe, HistoryRequest: historyRequest,
-    PyFrame: pyFrame, PyThread: pyThread, PyStackSample: pyStackSample,
+    PyFrame: pyFrame, PyThread: pyThread, PyStackSample: pyStackSample, Sender: sender, StackSampling: stackSampling,
   };
 
   test('every message of the .proto has a sample whose keys are exactly its fields', () => {
@@ -145,6 +155,10 @@ describe('schema and TypeScript types stay in step', () => {
     for (const state of ['unknown', 'alive', 'dead'] as const) {
       expect(codec.normalize<Worker>('Worker', { state }).state).toBe(state);
     }
+    const roles: SenderRole[] = ['unknown', 'master', 'kernel-oom', 'systemd-oomd', 'systemd', 'kubelet', 'container-runtime',
+      'supervisor', 'operator', 'script', 'self', 'kernel', 'init', 'other', 'shell'];
+    expect(names('SenderRole')).toHaveLength(roles.length);
+    for (const role of roles) expect(codec.normalize<Sender>('Sender', { role }).role).toBe(role);
   });
 });
 
@@ -189,6 +203,23 @@ describe('round trips', () => {
     const d = codec.decodeServerMessage(codec.encodeServerMessage({ delta: { workers: [{ pid: 1 }] } }));
     expect(d.delta!.workers[0]).toEqual({ pid: 1, startTicks: 0, serviceId: '' });
     expect(d.delta!.markers).toEqual([]);
+  });
+
+  test('a bundle written before senders and stack sampling existed still opens: the new fields are absent or zero', () => {
+    // Encoded with the fields an older agent wrote (no Verdict 20-23, no Bundle 25).
+    const old = { ...bundle, stackSampling: undefined, verdict: { ...verdict, sender: undefined, lastFrame: undefined, lastFrameSinceMs: 0, lastFrameUntilMs: 0 } };
+    const back = codec.decodeBundle(codec.encodeBundle(old));
+    expect(back.stackSampling).toBeUndefined();
+    expect(back.verdict!.sender).toBeUndefined();
+    expect(back.verdict!.lastFrame).toBeUndefined();
+    expect(back.verdict!.lastFrameSinceMs).toBe(0);
+    expect(back.verdict!.summary).toBe(verdict.summary);
+    // ...and a reader that predates them skips them: the old fields decode the same.
+    const oldReader = createCodec(protoText.replace(/\n  Sender sender = 20;[^\n]*|\n  PyFrame last_frame = 21;[^\n]*|\n  uint64 last_frame_(since|until)_ms = 2[23];[^\n]*|\n  StackSampling stack_sampling = 25;[^\n]*/g, ''));
+    const seen = oldReader.decodeBundle(codec.encodeBundle(bundle));
+    expect(seen.verdict!.summary).toBe(verdict.summary);
+    expect(seen.stacks).toEqual(bundle.stacks);
+    expect((seen.verdict as unknown as Record<string, unknown>).sender).toBeUndefined();
   });
 
   test('the codec builds from the .proto text alone (the viewer path, no fs)', () => {

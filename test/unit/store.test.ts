@@ -237,7 +237,7 @@ test('bundleToJson: documented field names, every field present, enums as words'
   const back = JSON.parse(text);
   expect(Object.keys(back)).toEqual(['format', 'formatVersion', 'id', 'createdMs', 'host', 'agentVersion', 'worker', 'service',
     'verdict', 'timelines', 'serviceBuckets', 'hostBuckets', 'markers', 'cgroupLimits', 'windowStartMs', 'windowEndMs', 'lostRecords',
-    'intervalMs', 'kernel', 'stacks']);
+    'intervalMs', 'kernel', 'stacks', 'stackSampling']);
   expect(back.format).toBe('premortem-bundle');
   expect(back.verdict.kind).toBe('oom-killed');
   expect(back.verdict.oomScope).toBe('none');

@@ -38,7 +38,7 @@ describe('decideVerdict', () => {
       masterPid: 100,
     });
     expect(v.kind).toBe('killed-by-master');
-    expect(v.evidence.map((e) => e.what)).toEqual(['signal sender', 'earlier signal']);
+    expect(v.evidence.map((e) => e.what)).toEqual(['signal sender', 'earlier signal', 'sender role']);
   });
 
   test('a SIGKILL from another process is killed-by-other, sender named', () => {
@@ -85,10 +85,10 @@ describe('decideVerdict', () => {
     const v = decideVerdict({
       exit: exit({ termSignal: 9 }), masterPid: 100,
       signals: [{ tMs: T - 5, sig: 9, senderPid: 100, senderComm: 'celery', kernel: false }],
-      masterStopRequest: { tMs: T - 3000, sig: 15, senderPid: 1, senderComm: 'systemd', kernel: false },
+      masterSignals: [{ tMs: T - 3000, sig: 15, senderPid: 1, senderComm: 'systemd', kernel: false }],
     });
     expect(v).toMatchObject({ kind: 'killed-by-master', failure: false, senderPid: 100 });
-    expect(v.summary).toMatch(/asked to stop with SIGTERM by pid 1 \(systemd\).*during the shutdown: a planned stop/);
+    expect(v.summary).toMatch(/sent SIGTERM by pid 1 \(systemd\).*during the shutdown: a planned stop/);
     // Without the master's own stop request the same SIGKILL is a failure (e.g. gunicorn's timeout).
     expect(decideVerdict({ exit: exit({ termSignal: 9 }), masterPid: 100, signals: [{ tMs: T - 5, sig: 9, senderPid: 100, senderComm: 'gunicorn', kernel: false }] }))
       .toMatchObject({ kind: 'killed-by-master', failure: true });

@@ -8,6 +8,7 @@
 import type { Bucket, Bundle, Identity, Marker, WorkerTimeline } from './codec';
 import { alignRows, PROCESS_COLORS, TimeChart, markerColor, type ChartSpec, type MultiRow, type Unit } from './charts';
 import { h } from './dom';
+import { renderWhy } from './postmortem-why';
 import { fmtBytes, fmtClock, fmtDateTime, fmtDuration, verdictLabel } from './format';
 import { BACKLOG_CHART, deviceChart, HOST_CHART, socketChart, WORKERS_CHART, WORKER_CHARTS } from './specs';
 
@@ -154,6 +155,7 @@ export function renderPostmortem(root: HTMLElement, bundle: Bundle, opts: Postmo
   const page = h('div', { class: 'postmortem', 'data-view': 'postmortem', 'data-verdict': kind, 'data-bundle': bundle.id },
     header,
     h('div', { class: 'grid two' }, evidenceBox, factsBox),
+    renderWhy(bundle),
     h('h2', { class: 'section' }, `Worker pid ${w?.pid ?? '?'} — last ${fmtDuration(deathMs - range[0])} before death`),
     deadGrid,
     siblingGrid ? h('h2', { class: 'section' }, 'Siblings and master over the same window') : null,

@@ -15,7 +15,7 @@ import { TOKEN_ENV } from '../spec';
 /** Internal option names -> the flags that set them, for messages from resolveOptions. */
 const FLAG_OF: Array<[RegExp, string]> = [
   [/\bbundleWindowMs\b/g, '--bundle-window-s'], [/\bwindowMs\b/g, '--window-s'], [/\bintervalMs\b/g, '--interval-ms'],
-  [/\bmaxTrackedProcesses\b/g, '--max-tracked'], [/\bquotaBytes\b/g, '--quota-mb'], [/\bport\b/g, '--port'],
+  [/\bmaxTrackedProcesses\b/g, '--max-tracked'], [/\bstackIntervalMs\b/g, '--stack-interval-ms'], [/\bquotaBytes\b/g, '--quota-mb'], [/\bport\b/g, '--port'],
 ];
 
 /**
@@ -95,6 +95,11 @@ export function runOptions(p: ParsedCommand): AgentOptionsInput {
   if (int('window-s') !== undefined) o.windowMs = int('window-s')! * 1000;
   if (int('bundle-window-s') !== undefined) o.bundleWindowMs = int('bundle-window-s')! * 1000;
   if (int('max-tracked') !== undefined) o.maxTrackedProcesses = int('max-tracked');
+  if (int('stack-interval-ms') !== undefined) {
+    o.stackIntervalMs = int('stack-interval-ms');
+    // A slower base rate keeps the default burst; a faster one bursts at its own rate.
+    o.stackBurstIntervalMs = Math.min(DEFAULTS.stackBurstIntervalMs, o.stackIntervalMs || DEFAULTS.stackBurstIntervalMs);
+  }
   if (str('data-dir')) o.dataDir = str('data-dir');
   if (int('quota-mb') !== undefined) o.quotaBytes = int('quota-mb')! * 1024 * 1024;
   if (p.values.has('disable')) o.disablePrograms = get.list<string>(p, 'disable');

@@ -7,7 +7,8 @@
 import { memoryCgroupById, memoryCgroupOf } from '../../cgroup/memory';
 import { NS_PER_TICK } from '../../core/clock';
 import { marker } from '../../core/markers';
-import { FATAL_SIGNALS, signalName } from '../../deaths/verdict';
+import { createSenderReader } from '../../deaths/senders';
+import { FATAL_SIGNALS, signalName, STOP_SIGNALS } from '../../deaths/verdict';
 import { formatBytes } from '../../../proto/format';
 import type { IngestContext, RecordHandlers } from '../../ingest/context';
 import { readCmdline, readExe } from '../../procfs';
@@ -23,6 +24,8 @@ const MAX_CMDLINE = 512;
 
 export function lifecycleHandlers(ctx: IngestContext): RecordHandlers {
   const { registry, clock, markers } = ctx;
+  // A sender is read from /proc now: a `kill` command or a runtime's helper is gone by judge time.
+  const senders = createSenderReader();
 
   const onFork = (r: ForkRecord) => {
     if (r.isThread) return;
@@ -63,7 +66,9 @@ export function lifecycleHandlers(ctx: IngestContext): RecordHandlers {
     const w = registry.workerByPid(r.pid, r.startNs);
     if (!w) return;
     const tMs = clock.recMs(r.tsNs);
-    w.signals.push({ tMs, sig: r.sig, senderPid: r.senderPid, senderComm: r.senderComm, kernel: r.kernel });
+    const readSender = !r.kernel && r.senderPid !== r.pid && (FATAL_SIGNALS.has(r.sig) || STOP_SIGNALS.has(r.sig));
+    const process = readSender ? senders.read(r.senderPid, r.senderComm, r.tsNs, r.senderTid) : undefined;
+    w.signals.push({ tMs, sig: r.sig, senderPid: r.senderPid, senderComm: r.senderComm, kernel: r.kernel, ...(process ? { process } : {}) });
     if (w.signals.length > MAX_SIGNALS_PER_WORKER) w.signals.shift();
     markers.raise(w, marker(tMs, 'signal', subjectOf(w), FATAL_SIGNALS.has(r.sig) ? 'warning' : 'info',
       `${signalName(r.sig)} from ${r.kernel ? 'the kernel' : `pid ${r.senderPid} (${r.senderComm})`}`,
