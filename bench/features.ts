@@ -12,6 +12,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { projectRoot } from '../agent/native';
 
 export interface Feature {
   name: string;
@@ -23,14 +24,13 @@ export interface Feature {
 /** Probes that are not features (load generators of the benchmark itself). */
 const NOT_FEATURES = new Set(['flood']);
 
-/**
- * Features switched by an agent option rather than by their BPF programs. Empty until such an
- * option exists in this tree; e.g. { name: 'stacks', offArgs: ['--stack-interval-ms', '0'], how: '...' }.
- */
-export const AGENT_OPTION_FEATURES: Feature[] = [];
+/** Features switched by an agent option rather than by their BPF programs. */
+export const AGENT_OPTION_FEATURES: Feature[] = [
+  { name: 'stacks', offArgs: ['--stack-interval-ms', '0'], how: '--stack-interval-ms 0 (Python stack samples of each worker, agent/sampling/stacks.ts)' },
+];
 
 /** probe -> its programs, from the sources: SEC("...") int BPF_PROG(name, ...) / BPF_USDT / BPF_KPROBE... */
-export function programsByProbe(bpfDir = path.resolve(__dirname, '..', '..', 'bpf')): Map<string, string[]> {
+export function programsByProbe(bpfDir = path.join(projectRoot(), 'bpf')): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const f of fs.readdirSync(bpfDir).filter((x) => x.endsWith('.bpf.c')).sort()) {
     const probe = f.replace('.bpf.c', '');

@@ -28,6 +28,9 @@ export const OPTIONS: OptSpec[] = [
   { name: 'rounds', arg: 'N', help: 'rounds per workload (default 6; env BENCH_ROUNDS)' },
   { name: 'seconds', arg: 'S', help: 'seconds per measured run (default 10; env BENCH_SECONDS)' },
   { name: 'warmup', arg: 'S', help: 'wrk warm-up per workload (default 5)' },
+  { name: 'scaling-workers', arg: 'LIST', help: 'idle workers the scaling step watches, e.g. 0,16,256 (default 0,16,256,1024; 0 is added: the per-worker cost needs it)' },
+  { name: 'scaling-seconds', arg: 'S', help: 'seconds the scaling step measures at each count (default 60; 15 with --quick)' },
+  { name: 'memory-workers', arg: 'LIST', help: 'idle workers the memory step tracks, e.g. 256 (default 0,16,256)' },
   { name: 'seed', arg: 'N', help: 'seed of the run order (default: from the clock; printed)' },
   { name: 'out', arg: 'DIR', help: 'where the JSON and Markdown go (default bench/results)' },
   { name: 'docs', help: 'also write docs/BENCHMARKS.md (default for a full run of every step)' },
@@ -101,6 +104,15 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     if (!Number.isFinite(x) || x < 0) throw new TypeError(`--${n} must be a non-negative number, got ${v}`);
     return x;
   };
+  const counts = (n: string, def: number[], withZero = false) => {
+    const v = list(n)?.map((x) => {
+      const k = Number(x);
+      if (!Number.isInteger(k) || k < 0) throw new TypeError(`--${n}: ${x} is not a number of workers`);
+      return k;
+    });
+    if (!v) return def;
+    return [...new Set(withZero ? [0, ...v] : v)].sort((a, b) => a - b);
+  };
   const oneOf = <T extends string>(n: string, xs: readonly T[], def: T[]) => {
     const v = (list(n) ?? def) as T[];
     for (const x of v) if (!xs.includes(x)) throw new TypeError(`--${n}: unknown ${x}; one of ${xs.join(', ')}`);
@@ -127,8 +139,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     seconds: num('seconds', 'BENCH_SECONDS', smoke ? 1 : quick ? 3 : 10),
     warmupSeconds: num('warmup', undefined, smoke ? 0 : quick ? 2 : 5),
     seed: num('seed', undefined, Date.now() % 100000),
-    memory: { counts: [0, 16, 256], intervalMs: 100, windowS: quick ? 10 : 60 },
-    scaling: { counts: [0, 16, 256, 1024], seconds: quick ? 15 : 60, settleSeconds: quick ? 3 : 10 },
+    memory: { counts: counts('memory-workers', [0, 16, 256]), intervalMs: 100, windowS: quick ? 10 : 60 },
+    scaling: { counts: counts('scaling-workers', [0, 16, 256, 1024], true), seconds: num('scaling-seconds', undefined, quick ? 15 : 60), settleSeconds: quick ? 3 : 10 },
     profile: { seconds: quick || smoke ? 10 : 30, scenarios: [...PROFILE_SCENARIOS] },
     ingestSeconds: smoke ? 1 : quick ? 2 : 4,
     // Smoke: 1 s at 400 k/s fits in the 16 MiB ring (524 k records), so it is lossless on any machine.

@@ -40,10 +40,14 @@ export function scalingSection(s: ScalingResult): string[] {
   const L = ['## 3. Agent CPU while watching idle workers', '',
     `\`premortem run\` at its default ${s.intervalMs} ms tick, N idle python3.11 workers tracked, no viewer; CPU of the tracer and its server process `
     + 'from their threads\' schedstat (ns), over the time shown. Per worker = (CPU − CPU at 0 workers) / N: everything that grows with workers '
-    + '(the tick\'s kernel-map and /proc reads, discovery\'s /proc scan, timelines) together. 1 % of a core = 10,000 µs per 1 s tick.', '',
-    '| workers | tracked | seconds | CPU % of one core | tracer % | server % | µs per worker per tick | together MiB (windows not full) |', '|---|---|---|---|---|---|---|---|'];
-  for (const p of s.points)
-    L.push(`| ${p.workers} | ${p.trackedAlive} | ${p.seconds} | **${f(p.cpuPct, 3)}** | ${f(p.tracerPct, 3)} | ${f(p.serverPct, 3)} | ${f(p.usPerWorkerTick, 1)} | ${f(p.togetherMiB, 1)} |`);
+    + '(the tick\'s kernel-map and /proc reads, discovery\'s /proc scan, timelines) together. 1 % of a core = 10,000 µs per 1 s tick. '
+    + 'Windows: the same time cut in six, each measured alone; host busy: the whole machine\'s CPU use over the time (other work on a shared machine).', '',
+    '| workers | tracked | seconds | CPU % of one core | windows (min–max) | host busy % | tracer % | server % | µs per worker per tick | together MiB (windows not full) |', '|---|---|---|---|---|---|---|---|---|---|'];
+  for (const p of s.points) {
+    const w = p.windowsPct ?? [];
+    L.push(`| ${p.workers} | ${p.trackedAlive} | ${p.seconds} | **${f(p.cpuPct, 3)}** | ${w.length ? `${f(Math.min(...w), 3)}–${f(Math.max(...w), 3)}` : '–'} | ${f(p.hostBusyPct, 0)} `
+      + `| ${f(p.tracerPct, 3)} | ${f(p.serverPct, 3)} | ${f(p.usPerWorkerTick, 1)} | ${f(p.togetherMiB, 1)} |`);
+  }
   if (s.marginal.length) L.push('', `Marginal cost: ${s.marginal.map((m) => `${m.from} → ${m.to} workers: ${f(m.usPerWorkerTick, 1)} µs per added worker per tick`).join('; ')}.`);
   L.push('');
   return L;

@@ -8,6 +8,7 @@ import type { LatencyResult } from './latency';
 import type { MemoryResult } from './memory';
 import { lifecycleExact, type WorkloadResult } from './overhead';
 import { featureSection, memorySection, profileSection, scalingSection } from './report-footprint';
+import { notes } from './report-notes';
 import { REFERENCE_NS_PER_EVENT } from './targets';
 
 export { evaluateTargets } from './targets';
@@ -117,59 +118,4 @@ export function markdown(r: BenchResults): string {
 function w3Exact(w: WorkloadResult, condition: string): string {
   const runs = w.runs.filter((x) => x.condition === condition && x.lifecycle && condition.startsWith('premortem'));
   return runs.length ? `${runs.filter((x) => lifecycleExact(x.lifecycle!)).length}/${runs.length}` : '–';
-}
-
-/** Why a target was missed and what would close it, from what this run measured. */
-function notes(r: BenchResults): string[] {
-  const out: string[] = [];
-  const missed = new Set(r.targets.filter((t) => t.status === 'missed' || t.status === 'inconclusive').map((t) => t.id));
-  const inconclusive = r.overhead?.filter((w) => w.inconclusive) ?? [];
-  if (inconclusive.length)
-    out.push(`- **Inconclusive workloads: ${inconclusive.map((w) => `${w.name} (baseline CV ${((w.baseline.rpsCv ?? 0) * 100).toFixed(0)} %, ${w.baseline.rpsMin}–${w.baseline.rpsMax} req/s)`).join(', ')}.** `
-      + 'Other jobs shared this 2-vCPU machine during the run, so the no-tracer runs swung more than 10 %; their paired ratios are printed but not judged. '
-      + 'Tracer CPU, context switches per request and the kernel-side figures (items 3 and 5) do not depend on that baseline.');
-  const w1 = r.overhead?.find((w) => w.name === 'W1')?.conditions.find((c) => c.condition === 'premortem');
-  if (missed.has('W1-cpu') || [...missed].some((id) => /^W[12]-/.test(id))) {
-    out.push(`- **Agent CPU under connection churn.** Most of the agent's CPU goes to parsing /proc/net/tcp{,6}: once per tick `
-      + '(agent.ts sampleService → socketsNow → readTcpSockets, for the socket-state counts of the service\'s ports) and again every 2 s in discovery '
-      + '(procfs.listeningInodes). Its cost grows with every TCP socket on the host, not with the service: a connection per request leaves '
-      + `thousands of TIME_WAIT sockets (median ${w1?.tcpSockets ?? '–'} entries at the start of the W1 premortem runs). A CPU profile of the agent `
-      + 'under W1 (node --cpu-prof, 10 s) put readTcpSockets + parseProcNetTcp at about two thirds of its busy time and listeningInodes at most of the rest. '
-      + 'What would close it: let the kernel filter — sock_diag (NETLINK_INET_DIAG, inet_diag_req_v2 with a source-port bytecode filter and a state mask) '
-      + 'for the service\'s ports, TCPF_LISTEN only for discovery — or keep the per-state counts in the tcp probe, which already sees every transition '
-      + 'of the watched ports, and read /proc (or sock_diag) only to seed them. The agent CPU competes with the workers on 2 vCPUs, so the throughput, '
-      + 'p99 and context-switch figures move with it.');
-  }
-  const w3 = r.overhead?.find((w) => w.name === 'W3');
-  if (w3) {
-    const runs = w3.runs.filter((x) => x.lifecycle && x.condition.startsWith('premortem'));
-    const bad = runs.filter((x) => !lifecycleExact(x.lifecycle!));
-    const oddOom = runs.filter((x) => x.lifecycle!.oomRecords !== x.lifecycle!.independentOomKills);
-    const describe = (x: (typeof runs)[number]) => `round ${x.round + 1} ${x.condition}: ${x.lifecycle!.independentExits} deaths / ${x.lifecycle!.independentOomKills} OOM kill(s) counted independently; `
-      + `agent ${x.lifecycle!.agentExits} deaths, verdicts ${JSON.stringify(x.lifecycle!.agentVerdicts)}, ${x.lifecycle!.oomRecords} OOM record(s), ${x.lifecycle!.exitRecords} exit records`
-      + `${x.lifecycle!.missing.length ? `, missing pids ${x.lifecycle!.missing.join(' ')}` : ''}${x.lifecycle!.extra.length ? `, extra pids ${x.lifecycle!.extra.join(' ')}` : ''}`;
-    if (bad.length)
-      out.push(`- **W3: ${bad.length} of ${runs.length} premortem runs not exact.** ${bad.map(describe).join('. ')}. `
-        + 'Where the set of dead workers matched, what differs is the OOM victim\'s verdict ("exited" although an OOM record was delivered and the cgroup counted a kill). '
-        + 'A likely cause, not verified here: under --max-requests recycling the OOM victim can be a worker already on its way out, or the record is matched to the worker '
-        + 'by pid and start time and missed; the agent (agent.ts onOom → judge, verdict.ts) should be checked against this case with a test that recycles and OOM-kills at once.');
-    if (oddOom.length)
-      out.push(`- **W3 raw OOM records vs OOM kills.** ${oddOom.map(describe).join('. ')}. The kernel fires mark_victim for every task it marks, `
-        + 'which can exceed the kills the cgroup counts; the agent keeps one OOM per worker, so its verdicts stay right.');
-  }
-  const m = r.memory?.find((x) => x.workers === 256);
-  if (m && missed.has('memory-256')) {
-    const perTimelineKiB = m.trackedAlive ? (m.timelineMiB * 1024) / m.trackedAlive : 0;
-    out.push(`- **Agent RSS at 256 workers: ${m.rssMiB} MiB.** The biggest part that grows with workers is the timelines: ${m.timelineMiB} MiB, `
-      + `${perTimelineKiB.toFixed(0)} KiB per tracked process (${m.bucketsPerTimeline} buckets × 23 Float64 columns + a Uint32 runqueue histogram per bucket, preallocated). `
-      + `RSS also counts ${m.bpfMappedRssMiB} MiB of BPF mappings (the ring buffer's data pages, mapped twice; kernel memory already in the BPF map figure) and the node binary's shared text: `
-      + `the proportional set size is ${m.pssMiB} MiB, private anonymous memory ${m.anonMiB} MiB, of which V8 heap in use ${m.heapUsedMiB} MiB and timelines ${m.timelineMiB} MiB; `
-      + `the other ${(m.anonMiB - m.heapUsedMiB - m.timelineMiB).toFixed(0)} MiB (V8's reserved but unused heap, external buffers, native allocations) is not broken down here — a heap snapshot of an agent at 256 workers would. `
-      + 'What would close it: narrower columns (Uint32/Float32 where a bucket\'s value fits, byte counts in KiB), a sparse or Uint16 histogram (most slots are empty), '
-      + 'or buckets allocated as the ring fills rather than up front would bring the timelines to roughly a third; a 4 MiB default ring buffer would take 8 MiB more off RSS. '
-      + `(Buckets filled ${m.bucketsFilled ?? '–'}/${m.bucketsPerTimeline}: at the 100 ms interval used to fill the window quickly, a tick over 257 processes costs ${m.agentCpuPct} % of a core, about a tenth of that at the default 1 s.)`);
-  }
-  if (missed.has('ingest') && r.ingest)
-    out.push('- **Ingest.** The paced producer is one python3.11 process; when it cannot reach the target rate the figure is the producer\'s, see the flat-out row.');
-  return out.length ? ['## Notes on targets missed or inconclusive', '', ...out, ''] : [];
 }
