@@ -18,11 +18,14 @@ import { childPids, connect, fdCount, healthOf, MiB, rssBytes, startCliAgent, ty
 export interface FootprintSample { tS: number; tracerMiB: number; serverMiB: number; fds: number; pidsEntries: number; tracked: number }
 export interface FootprintPlan { minutes: number; warmupS: number; windowS: number; deathEveryS: number; viewerEveryS: number; sampleEveryS: number }
 
-/** 30 min: warm-up 5 min, full 10-min windows, a death a minute; shorter runs scale down (a harness check, not the target). */
+/**
+ * 30 min: warm-up 5 min, full 10-min windows, a death a minute. Shorter runs scale down (a harness check, not the
+ * target): windows of a third of the run, the warm-up until they are full.
+ */
 export function planFor(minutes: number): FootprintPlan {
   const s = minutes * 60;
   return {
-    minutes, warmupS: s / 6, windowS: Math.round(Math.min(600, s / 3)), deathEveryS: Math.max(15, Math.min(60, s / 10)),
+    minutes, warmupS: Math.min(300, Math.round(Math.min(600, s / 3))), windowS: Math.round(Math.min(600, s / 3)), deathEveryS: Math.max(15, Math.min(60, s / 10)),
     viewerEveryS: Math.max(10, Math.min(45, s / 20)), sampleEveryS: Math.max(2, Math.min(10, s / 120)),
   };
 }
@@ -47,9 +50,11 @@ export async function runFootprintSoak(plan: FootprintPlan): Promise<FootprintRu
   let agent: CliAgent | undefined;
   let stop = false;
   const open: Viewer[] = [];
+  const closers = new Set<NodeJS.Timeout>();
   try {
     await ready(port);
-    agent = await startCliAgent(['--no-auto', '--match', app.dir, '--window-s', String(plan.windowS), '--data-dir', dataDir]);
+    agent = await startCliAgent(['--no-auto', '--match', app.dir, '--window-s', String(plan.windowS), '--bundle-window-s', String(Math.min(300, plan.windowS / 2)),
+      '--data-dir', dataDir]);
     const a = agent;
     const tracked = async () => (await healthOf(a.url)).trackedWorkersAlive as number;
     await waitForAsync(async () => (await tracked()) >= 5, 30_000, 'the gunicorn master and its 4 workers to be tracked');
@@ -77,7 +82,8 @@ export async function runFootprintSoak(plan: FootprintPlan): Promise<FootprintRu
           v.collect = false;
           v.send({ subscribe: { all: true } });
           open.push(v);
-          setTimeout(() => { v.ws.terminate(); open.splice(open.indexOf(v), 1); }, (plan.viewerEveryS * 1000) / 2);
+          const t = setTimeout(() => { closers.delete(t); v.ws.terminate(); open.splice(open.indexOf(v), 1); }, (plan.viewerEveryS * 1000) / 2);
+          closers.add(t);
         }).catch(() => undefined);
       }, plan.viewerEveryS * 1000),
     ];
@@ -102,6 +108,7 @@ export async function runFootprintSoak(plan: FootprintPlan): Promise<FootprintRu
     const incidents = (JSON.parse((await get(Number(new URL(a.url).port), '/api/incidents')).body).incidents as unknown[]).length;
     return { plan, samples, start, end, requests, deaths, viewers, incidents };
   } finally {
+    for (const t of closers) clearTimeout(t);
     for (const v of open) v.ws.terminate();
     if (agent) await killGroup(agent.child, 'SIGTERM');
     await killGroup(master);

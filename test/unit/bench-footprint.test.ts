@@ -59,7 +59,7 @@ describe('footprint soak plan and picture', () => {
   test('30 min: warm-up 5 min, full 10-min windows; shorter runs scale down', () => {
     expect(planFor(30)).toMatchObject({ warmupS: 300, windowS: 600, deathEveryS: 60 });
     const p = planFor(5);
-    expect(p.warmupS).toBe(50);
+    expect(p.warmupS).toBe(100); // until the 100-s windows are full
     expect(p.windowS).toBe(100);
     expect(p.deathEveryS).toBe(30);
   });
