@@ -190,5 +190,12 @@ export function readProcessMemory(pid: number, ranges: Float64Array, out: Uint8A
  * frames, and at most 4096). `truncated`: more frames than that, or a frame
  * that could not be read. `reads`: system calls made. Throws like readProcessMemory.
  */
+/**
+ * Sets glibc malloc for a long-lived process: allocations of 64 KiB and more get their own
+ * mapping (returned when freed), free memory above 64 KiB at the top of the heap is trimmed,
+ * at most 2 arenas. Process-wide; false if glibc refused a setting.
+ */
+export function tuneMalloc(): boolean;
+
 export function walkFrameChain(pid: number, first: number, layout: Float64Array, out: Float64Array,
   regionStart?: number, regionBytes?: number): { count: number; truncated: boolean; reads: number };

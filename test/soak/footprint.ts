@@ -47,6 +47,11 @@ export async function runFootprintSoak(plan: FootprintPlan): Promise<FootprintRu
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-footprint-'));
   const port = await freePort();
   const master = gunicorn(app, port, ['-w', '4', '--max-requests', '150', '--max-requests-jitter', '50']);
+  // Drained: every recycle logs, and a full pipe would block the master (no more workers) and its workers.
+  let gunicornLog = '';
+  const keep = (d: Buffer) => { gunicornLog = (gunicornLog + d.toString()).slice(-4000); };
+  master.stdout?.on('data', keep);
+  master.stderr?.on('data', keep);
   let agent: CliAgent | undefined;
   let stop = false;
   const open: Viewer[] = [];
@@ -105,6 +110,7 @@ export async function runFootprintSoak(plan: FootprintPlan): Promise<FootprintRu
       return s.tracked === start.tracked && s.pidsEntries === start.pidsEntries && s.fds <= start.fds + 2;
     }, 30_000, 'tracked processes, pid filter entries and fds back to their values at the start').catch(() => undefined);
     const end = sampleOf(a, t0, await tracked());
+    if (end.tracked < start.tracked) console.log(`footprint soak: gunicorn has ${end.tracked - 1} of 4 workers at the end; its log:\n${gunicornLog}`);
     const incidents = (JSON.parse((await get(Number(new URL(a.url).port), '/api/incidents')).body).incidents as unknown[]).length;
     return { plan, samples, start, end, requests, deaths, viewers, incidents };
   } finally {
