@@ -26,6 +26,9 @@ export const REFERENCE_NS_PER_EVENT: Record<string, number> = {
 };
 
 /** The soak's curve and verdict (test/soak/footprint.test.ts writes it next to its picture). */
+/** The soak's length the target names. */
+const SOAK_MINUTES = 30;
+
 export const SOAK_RESULT = path.resolve(__dirname, '..', '..', 'docs', 'soak-footprint.json');
 
 export interface SoakSummary {
@@ -139,7 +142,9 @@ function soakTarget(t: Target[], soakFile: string): void {
   t.push({ id: 'soak', what: 'flat over time: 30-min soak with worker churn, deaths, viewers (npm run soak; docs/soak-footprint.svg)',
     target: 'RSS after warm-up within 10 % of minute 5; fds and map entries back to baseline',
     measured: s ? `${s.minutes} min on ${s.finishedAt.slice(0, 10)}: RSS ${f(s.rssAt5MiB, 1)} MiB at minute 5, max ${f(s.rssMaxAfterWarmupMiB, 1)} (${f(s.withinPct, 1)} %); fds ${s.fdsStart} → ${s.fdsEnd}; map entries ${s.mapEntriesStart} → ${s.mapEntriesEnd}` : '–',
-    status: !s ? 'not run' : s.ok ? 'met' : 'missed', note: s ? 'from the last soak, not this run' : undefined });
+    // A shorter run checks the harness; only the 30 minutes the target names can meet it.
+    status: !s ? 'not run' : !s.ok ? 'missed' : s.minutes >= SOAK_MINUTES ? 'met' : 'inconclusive',
+    note: s ? `from the last soak, not this run${s.ok && s.minutes < SOAK_MINUTES ? `; ${s.minutes} min, not ${SOAK_MINUTES}` : ''}` : undefined });
 }
 
 export function evaluateTargets(r: Omit<BenchResults, 'targets'>, soakFile = SOAK_RESULT): Target[] {

@@ -3,6 +3,9 @@
  * footprint steps, the judgement of idle CPU against its goal when the
  * machine's other load moves it, and the soak's curve as a picture.
  */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { parseOptions } from '../../bench/options';
 import { evaluateTargets, judgeWindows } from '../../bench/targets';
 import { lineChartSvg } from '../soak/curve-svg';
@@ -52,6 +55,22 @@ describe('idle CPU judged window by window', () => {
     expect(byId.get('cpu-idle-256')!.status).toBe('missed');
     expect(byId.get('cpu-idle-256')!.measured).toMatch(/windows 1\.900–2\.100; host busy 70 %/);
     expect(byId.get('soak')!.status).toBe('not run');
+  });
+  test('a soak shorter than 30 min that passed is inconclusive, one that failed is missed', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-soak-target-'));
+    try {
+      const file = path.join(dir, 'soak.json');
+      const judge = (minutes: number, ok: boolean) => {
+        fs.writeFileSync(file, JSON.stringify({ finishedAt: '2026-12-02T00:00:00Z', minutes, rssAt5MiB: 100, rssMaxAfterWarmupMiB: 105, withinPct: 5, fdsStart: 1, fdsEnd: 1, mapEntriesStart: 5, mapEntriesEnd: 5, ok }));
+        return evaluateTargets({ schema: 'premortem-bench/1', startedAt: '', finishedAt: '', machine: { cpus: 2, kernel: '', node: '', loadAvgAtStart: [0, 0, 0] }, options: {},
+          overhead: null, memory: null, ingest: null, latency: null, programCost: null, errors: [] }, file).find((t) => t.id === 'soak')!;
+      };
+      expect(judge(5, true)).toMatchObject({ status: 'inconclusive', note: expect.stringMatching(/5 min, not 30/) });
+      expect(judge(5, false).status).toBe('missed');
+      expect(judge(30, true).status).toBe('met');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
