@@ -135,6 +135,7 @@ class AgentImpl extends EventEmitter<AgentEvents> implements Agent {
     // Records are handed over on the event loop, after this synchronous wiring is complete.
     let onBatch = (_batch: ArrayBuffer) => undefined as void;
     const tracer = this.givenTracer ?? this.openTracer((b) => onBatch(b));
+    if (!this.givenTracer && !loadAddon().tuneMalloc()) this.log.warn('malloc settings refused: the agent may hold more freed memory');
     const clock = createClock(o.intervalMs, () => loadAddon().bootTimeNs());
     const { loaded, features } = probeFeatures(tracer, this.log);
     const tcp = loaded.has('tcp') ? new TcpWatcher(tracer) : undefined;

@@ -1,10 +1,15 @@
 /**
  * Rolling timelines: fixed-capacity rings of fixed-interval buckets, stored in
- * columns (typed arrays) so that memory is known in advance: a worker ring of
- * C buckets costs C × (WORKER_FIELDS × 8 + HIST_SLOTS × 4 + 9) bytes.
+ * columns (agent/timeline-store.ts) that cost memory only for what they hold:
+ * a field that stays 0 costs nothing, a column is as narrow as its values
+ * (exact for integers below 2^32, else Float32: 2^-24 relative), histograms
+ * keep their non-zero slots. A worker ring of C buckets never exceeds
+ * WorkerTimeline.maxBytes(C) = C × (9 + 4 × WORKER_FIELDS + 135) bytes.
+ * The field lists are open: a new field is one more name in its list.
  */
 import type { Bucket, DeviceBucket, HostBucket, Marker, ServiceBucket } from '../proto/codec';
 import { HIST_SLOTS } from './records';
+import { Column, ColumnRing, HistogramLog, maxBytesPerBucket } from './timeline-store';
 
 /** Numeric bucket fields, in storage order. */
 export const WORKER_FIELDS = [
@@ -37,77 +42,20 @@ export const HOST_FIELDS = [
 ] as const satisfies ReadonlyArray<keyof HostBucket>;
 export type HostSampleFields = Partial<Record<(typeof HOST_FIELDS)[number], number>> & { devices?: DeviceBucket[] };
 
-/** A ring of columns. Index 0 is the oldest kept bucket. */
-class ColumnRing {
-  readonly capacity: number;
-  private head = 0; // next write position
-  private size = 0;
-  private readonly times: Float64Array;
-  private readonly cols: Float64Array[];
-  private readonly gaps: Uint8Array;
-
-  constructor(capacity: number, fields: number) {
-    this.capacity = capacity;
-    this.times = new Float64Array(capacity);
-    this.cols = Array.from({ length: fields }, () => new Float64Array(capacity));
-    this.gaps = new Uint8Array(capacity);
-  }
-
-  get length(): number {
-    return this.size;
-  }
-
-  /** Appends a bucket; returns its physical slot (for side arrays). */
-  push(tMs: number, values: ArrayLike<number>, gap: boolean): number {
-    const slot = this.head;
-    this.times[slot] = tMs;
-    for (let f = 0; f < this.cols.length; f++) this.cols[f][slot] = values[f] ?? 0;
-    this.gaps[slot] = gap ? 1 : 0;
-    this.head = (this.head + 1) % this.capacity;
-    if (this.size < this.capacity) this.size++;
-    return slot;
-  }
-
-  /** Physical slot of the i-th oldest bucket. */
-  slot(i: number): number {
-    return (this.head - this.size + i + this.capacity) % this.capacity;
-  }
-
-  time(i: number): number {
-    return this.times[this.slot(i)];
-  }
-
-  value(i: number, field: number): number {
-    return this.cols[field][this.slot(i)];
-  }
-
-  gap(i: number): boolean {
-    return this.gaps[this.slot(i)] === 1;
-  }
-
-  /** Indices [first, last) of buckets with from <= t < to. */
-  range(fromMs: number, toMs: number): [number, number] {
-    let first = 0;
-    while (first < this.size && this.time(first) < fromMs) first++;
-    let last = first;
-    while (last < this.size && this.time(last) < toMs) last++;
-    return [first, last];
-  }
-
-  bytes(): number {
-    return this.capacity * (8 + this.cols.length * 8 + 1);
-  }
-}
-
 export class WorkerTimeline {
   private readonly ring: ColumnRing;
-  private readonly hist: Uint32Array;
+  private readonly hist: HistogramLog;
   readonly intervalMs: number;
 
   constructor(capacity: number, intervalMs: number) {
     this.ring = new ColumnRing(capacity, WORKER_FIELDS.length);
-    this.hist = new Uint32Array(capacity * HIST_SLOTS);
+    this.hist = new HistogramLog(capacity, HIST_SLOTS);
     this.intervalMs = intervalMs;
+  }
+
+  /** Most bytes a worker ring of `capacity` buckets can hold (every field and histogram slot in use). */
+  static maxBytes(capacity: number): number {
+    return capacity * maxBytesPerBucket(WORKER_FIELDS.length, true);
   }
 
   get length(): number {
@@ -115,19 +63,17 @@ export class WorkerTimeline {
   }
 
   push(tMs: number, s: WorkerSample): void {
-    const values = WORKER_FIELDS.map((f) => s[f] ?? 0);
-    const slot = this.ring.push(tMs, values, s.gap ?? false);
-    const base = slot * HIST_SLOTS;
-    for (let i = 0; i < HIST_SLOTS; i++) this.hist[base + i] = s.runqHist?.[i] ?? 0;
+    const slot = this.ring.push(tMs, s.gap ?? false);
+    const cols = this.ring.cols;
+    for (let f = 0; f < WORKER_FIELDS.length; f++) cols[f].set(slot, s[WORKER_FIELDS[f]] ?? 0);
+    this.hist.put(slot, s.runqHist);
   }
 
   bucket(i: number): Bucket {
     const b = { tMs: this.ring.time(i), intervalMs: this.intervalMs, gap: this.ring.gap(i) } as Bucket;
-    WORKER_FIELDS.forEach((f, k) => ((b as unknown as Record<string, number>)[f] = this.ring.value(i, k)));
-    const base = this.ring.slot(i) * HIST_SLOTS;
-    let last = HIST_SLOTS;
-    while (last > 0 && this.hist[base + last - 1] === 0) last--;
-    b.runqHist = Array.from(this.hist.subarray(base, base + last));
+    const out = b as unknown as Record<string, number>;
+    for (let f = 0; f < WORKER_FIELDS.length; f++) out[WORKER_FIELDS[f]] = this.ring.value(i, f);
+    b.runqHist = this.hist.get(this.ring.slot(i));
     return b;
   }
 
@@ -150,21 +96,23 @@ export class WorkerTimeline {
     return out;
   }
 
+  /** Bytes held now (columns and histograms in use; grows with the ring up to maxBytes). */
   bytes(): number {
-    return this.ring.bytes() + this.hist.byteLength;
+    return this.ring.bytes() + this.hist.bytes();
   }
 }
 
 export class ServiceTimeline {
   private readonly ring: ColumnRing;
-  private readonly states: Uint32Array;
+  /** One column per TCP state, after the service fields. */
+  private readonly states: Column[];
   readonly intervalMs: number;
   readonly serviceId: string;
 
   constructor(serviceId: string, capacity: number, intervalMs: number) {
     this.serviceId = serviceId;
-    this.ring = new ColumnRing(capacity, SERVICE_FIELDS.length);
-    this.states = new Uint32Array(capacity * TCP_STATE_ORDER.length);
+    this.ring = new ColumnRing(capacity, SERVICE_FIELDS.length + TCP_STATE_ORDER.length);
+    this.states = this.ring.cols.slice(SERVICE_FIELDS.length);
     this.intervalMs = intervalMs;
   }
 
@@ -173,16 +121,18 @@ export class ServiceTimeline {
   }
 
   push(tMs: number, s: ServiceSample): void {
-    const slot = this.ring.push(tMs, SERVICE_FIELDS.map((f) => s[f] ?? 0), s.gap ?? false);
-    TCP_STATE_ORDER.forEach((st, i) => (this.states[slot * TCP_STATE_ORDER.length + i] = s.socketStates?.[st] ?? 0));
+    const slot = this.ring.push(tMs, s.gap ?? false);
+    for (let f = 0; f < SERVICE_FIELDS.length; f++) this.ring.cols[f].set(slot, s[SERVICE_FIELDS[f]] ?? 0);
+    for (let k = 0; k < TCP_STATE_ORDER.length; k++) this.states[k].set(slot, s.socketStates?.[TCP_STATE_ORDER[k]] ?? 0);
   }
 
   bucket(i: number): ServiceBucket {
     const b = { serviceId: this.serviceId, tMs: this.ring.time(i), gap: this.ring.gap(i), socketStates: {} } as ServiceBucket;
-    SERVICE_FIELDS.forEach((f, k) => ((b as unknown as Record<string, number>)[f] = this.ring.value(i, k)));
-    const base = this.ring.slot(i) * TCP_STATE_ORDER.length;
+    const out = b as unknown as Record<string, number>;
+    for (let f = 0; f < SERVICE_FIELDS.length; f++) out[SERVICE_FIELDS[f]] = this.ring.value(i, f);
+    const slot = this.ring.slot(i);
     TCP_STATE_ORDER.forEach((st, k) => {
-      const n = this.states[base + k];
+      const n = this.states[k].get(slot);
       if (n) b.socketStates[st] = n;
     });
     return b;
@@ -200,7 +150,7 @@ export class ServiceTimeline {
   }
 
   bytes(): number {
-    return this.ring.bytes() + this.states.byteLength;
+    return this.ring.bytes();
   }
 }
 
@@ -213,18 +163,21 @@ export class HostTimeline {
   private readonly devices: Array<DeviceBucket[] | undefined>;
 
   constructor(capacity: number) {
-    this.ring = new ColumnRing(capacity, HOST_FIELDS.length);
+    // One per agent: its gauges (PSI, load) are kept exactly, as read.
+    this.ring = new ColumnRing(capacity, HOST_FIELDS.length, true);
     this.devices = new Array(capacity);
   }
 
   push(tMs: number, s: HostSampleFields): void {
-    const slot = this.ring.push(tMs, HOST_FIELDS.map((f) => s[f] ?? 0), false);
+    const slot = this.ring.push(tMs, false);
+    for (let f = 0; f < HOST_FIELDS.length; f++) this.ring.cols[f].set(slot, s[HOST_FIELDS[f]] ?? 0);
     this.devices[slot] = s.devices?.length ? s.devices.slice(0, MAX_DEVICES_PER_BUCKET) : undefined;
   }
 
   bucket(i: number): HostBucket {
     const b = { tMs: this.ring.time(i) } as HostBucket;
-    HOST_FIELDS.forEach((f, k) => ((b as unknown as Record<string, number>)[f] = this.ring.value(i, k)));
+    const out = b as unknown as Record<string, number>;
+    for (let f = 0; f < HOST_FIELDS.length; f++) out[HOST_FIELDS[f]] = this.ring.value(i, f);
     b.devices = this.devices[this.ring.slot(i)] ?? [];
     return b;
   }

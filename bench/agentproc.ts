@@ -44,6 +44,9 @@ export interface AgentOpts {
   /** false: --no-server. */
   server?: boolean;
   extra?: string[];
+  /** Node flags for the agent (e.g. --cpu-prof); NODE_OPTIONS in `env` reaches its server process too. */
+  nodeArgs?: string[];
+  env?: NodeJS.ProcessEnv;
 }
 
 export function getJson<T>(url: string, timeoutMs = 5000): Promise<T> {
@@ -74,7 +77,7 @@ export async function startAgent(o: AgentOpts): Promise<AgentProc> {
     ...(o.windowS ? ['--window-s', String(o.windowS)] : []),
     ...(o.bundleWindowS ? ['--bundle-window-s', String(o.bundleWindowS)] : []),
     ...(o.extra ?? [])];
-  const child = start(process.execPath, args);
+  const child = start(process.execPath, [...(o.nodeArgs ?? []), ...args], o.env ? { env: { ...process.env, ...o.env } } : {});
   const out = output(child);
   let url: string | undefined;
   if (o.server !== false) url = (await out.wait(/premortem viewer: (http:\/\/\S+)/, 30000))[1];

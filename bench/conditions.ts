@@ -1,17 +1,30 @@
 /**
  * What runs next to the workload in one overhead run: nothing, premortem
- * (with or without a viewer draining its stream), or the libbpf-tools users
- * would pick instead. Each condition reports the pids whose CPU is its cost.
+ * (with or without a viewer draining its stream), premortem with one feature
+ * off (`premortem-no-<feature>`, bench/features.ts), or the libbpf-tools users
+ * would pick instead. Each condition reports the pids whose CPU is its cost
+ * (the agent's whole process tree: tracer and server process).
  */
 import { ChildProcess } from 'child_process';
 import { AgentProc, connectViewer, startAgent, Viewer, waitTracked } from './agentproc';
+import { ABLATION_PREFIX, Feature } from './features';
 import { bpfObjectsOf, ensureTracefs, killGroup, output, start, waitFor } from './lib';
 
 export const CONDITIONS = ['none', 'premortem', 'premortem-noclient', 'runqlat', 'tcpstates', 'libbpf-tools'] as const;
-export type Condition = (typeof CONDITIONS)[number];
+export type FixedCondition = (typeof CONDITIONS)[number];
+/** A fixed condition, or `premortem-no-<feature>`. */
+export type Condition = FixedCondition | `${typeof ABLATION_PREFIX}${string}`;
 export const TRACERS: Condition[] = CONDITIONS.filter((c) => c !== 'none');
 
-export const DESCRIPTIONS: Record<Condition, string> = {
+export function describe(c: Condition, features: Feature[] = []): string {
+  if (c.startsWith(ABLATION_PREFIX)) {
+    const f = features.find((x) => `${ABLATION_PREFIX}${x.name}` === c);
+    return `premortem with ${c.slice(ABLATION_PREFIX.length)} off (${f?.how ?? '?'}), one viewer client`;
+  }
+  return DESCRIPTIONS[c as FixedCondition];
+}
+
+export const DESCRIPTIONS: Record<FixedCondition, string> = {
   none: 'no tracer',
   premortem: 'premortem run, all probes, one viewer client draining the WebSocket stream',
   'premortem-noclient': 'premortem run, all probes, server up, no client',
@@ -55,15 +68,19 @@ export interface ConditionContext {
   /** Live processes the agent must track before the run starts. */
   expectTracked: number;
   intervalMs?: number;
+  /** The features premortem-no-<feature> conditions may name. */
+  features?: Feature[];
 }
 
 export async function startCondition(condition: Condition, ctx: ConditionContext): Promise<Running> {
   if (condition === 'none') return { condition, pids: [], stop: async () => undefined };
-  if (condition === 'premortem' || condition === 'premortem-noclient') {
-    const agent = await startAgent({ match: ctx.match, intervalMs: ctx.intervalMs });
+  if (condition === 'premortem' || condition === 'premortem-noclient' || condition.startsWith(ABLATION_PREFIX)) {
+    const off = condition.startsWith(ABLATION_PREFIX) ? ctx.features?.find((f) => `${ABLATION_PREFIX}${f.name}` === condition) : undefined;
+    if (condition.startsWith(ABLATION_PREFIX) && !off) throw new Error(`unknown feature in condition ${condition}`);
+    const agent = await startAgent({ match: ctx.match, intervalMs: ctx.intervalMs, extra: off?.offArgs });
     try {
       await waitTracked(agent, ctx.expectTracked);
-      const viewer = condition === 'premortem' ? await connectViewer(agent.wsUrl!) : undefined;
+      const viewer = condition !== 'premortem-noclient' ? await connectViewer(agent.wsUrl!) : undefined;
       return {
         condition, pids: [agent.pid], agent, viewer,
         async stop() {

@@ -217,6 +217,47 @@ export function cpuMeter(pids: number[]) {
   };
 }
 
+/** CPU time of every thread of a process, ns (/proc/PID/task/TID/schedstat: nanoseconds, not 10 ms ticks). */
+function threadCpuNs(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[] = [];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      out.set(Number(tid), Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
+    } catch { /* thread gone */ }
+  }
+  return out;
+}
+
+/**
+ * CPU of a process tree with nanosecond resolution (threads' schedstat), per process: the
+ * figures for idle agents are fractions of a percent, below what clock ticks resolve in a minute.
+ */
+export function preciseCpuMeter(root: number) {
+  const t0 = process.hrtime.bigint();
+  const start = new Map<number, Map<number, number>>();
+  for (const p of processTree(root)) start.set(p, threadCpuNs(p));
+  return {
+    /** % of one core per process of the tree (threads that appeared since count in full). */
+    perProcess(): Map<number, number> {
+      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      const out = new Map<number, number>();
+      for (const p of processTree(root)) {
+        const before = start.get(p) ?? new Map<number, number>();
+        let ns = 0;
+        for (const [tid, v] of threadCpuNs(p)) ns += v - (before.get(tid) ?? 0);
+        out.set(p, (ns / 1e9 / secs) * 100);
+      }
+      return out;
+    },
+  };
+}
+
 export function ctxtNow(): number {
   const m = /^ctxt (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'));
   return m ? Number(m[1]) : 0;
@@ -229,6 +270,59 @@ export function rssBytes(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+export interface TreeMemory {
+  /** Each process's VmRSS, as `ps` shows it. */
+  perProcess: Array<{ pid: number; rssBytes: number }>;
+  /** Sum of the processes' VmRSS: shared text counted once per process, the ring buffer twice. */
+  rssSumBytes: number;
+  /**
+   * The resident pages of the processes together, each once: private pages of every process plus,
+   * per shared file, the most any of them has resident. BPF map mappings (the ring buffer, mapped
+   * twice) are left out: they are kernel memory, counted in the BPF map memlock figure.
+   */
+  uniqueBytes: number;
+  /** Resident BPF map mappings (in the processes' RSS, not in uniqueBytes). */
+  bpfMappedBytes: number;
+  pssBytes: number;
+}
+
+/** Memory of a process and its descendants (the agent and its server process). */
+export function treeMemory(root: number): TreeMemory {
+  const perProcess: TreeMemory['perProcess'] = [];
+  const sharedByFile = new Map<string, number>();
+  let priv = 0, bpf = 0, pss = 0, rssSum = 0;
+  for (const pid of processTree(root)) {
+    let text: string;
+    try {
+      text = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+    } catch {
+      continue; // gone
+    }
+    const shared = new Map<string, number>();
+    let name = '', rss = 0;
+    for (const line of text.split('\n')) {
+      if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) {
+        name = line.split(/\s+/)[5] ?? '';
+        continue;
+      }
+      const m = /^(\w+):\s+(\d+) kB/.exec(line);
+      if (!m) continue;
+      const kb = Number(m[2]) * 1024;
+      if (m[1] === 'Rss') rss += kb;
+      else if (m[1] === 'Pss') pss += kb;
+      if (name === 'anon_inode:bpf-map') {
+        if (m[1] === 'Rss') bpf += kb;
+      } else if (m[1] === 'Private_Clean' || m[1] === 'Private_Dirty') priv += kb;
+      else if (m[1] === 'Shared_Clean' || m[1] === 'Shared_Dirty') shared.set(name, (shared.get(name) ?? 0) + kb);
+    }
+    for (const [f, b] of shared) sharedByFile.set(f, Math.max(sharedByFile.get(f) ?? 0, b));
+    perProcess.push({ pid, rssBytes: rss });
+    rssSum += rss;
+  }
+  const sharedOnce = [...sharedByFile.values()].reduce((a, b) => a + b, 0);
+  return { perProcess, rssSumBytes: rssSum, uniqueBytes: priv + sharedOnce, bpfMappedBytes: bpf, pssBytes: pss };
 }
 
 /** BPF objects a process holds, from /proc/PID/fd + fdinfo: map ids with memlock bytes, prog ids. */

@@ -7,15 +7,19 @@
  * so the same memory, filled 10x faster. The fill is checked by asking the
  * agent for one worker's history over the WebSocket.
  *
- * Reported: the agent's RSS (/proc/PID/status VmRSS), its V8 heap and
- * timeline bytes (/api/health), and the BPF map memory it holds (memlock of
- * every map fd in /proc/PID/fdinfo, each map once).
+ * Reported for all the agent's processes (the tracer and its server process):
+ * each one's RSS (/proc/PID/status VmRSS), their sum, and their resident
+ * pages together with each page once (shared text such as the node binary,
+ * mapped by both, counted once; the ring buffer's two mappings left out: it is
+ * kernel memory, in the BPF figure); the tracer's V8 heap and timeline bytes
+ * (/api/health); the BPF map memory it holds, map by map (bench/maps.ts).
  */
 import * as fs from 'fs';
 import type { ServerMessage } from '../proto/codec';
 import { loadCodec } from '../proto/node';
 import { connectViewer, startAgent, waitTracked } from './agentproc';
-import { bpfObjectsOf, cpuMeter, log, round, rssBytes, sleep } from './lib';
+import { agentMaps, MapRow } from './maps';
+import { childrenOf, cpuMeter, log, round, rssBytes, sleep, treeMemory } from './lib';
 import { AppDir, idlePool, Service } from './services';
 
 export interface MemoryOptions {
@@ -32,7 +36,16 @@ export interface MemoryResult {
   bucketsPerTimeline: number;
   /** Buckets the agent returned for one worker's whole window (== bucketsPerTimeline when full). */
   bucketsFilled: number | null;
+  /** The tracer process's RSS. */
   rssMiB: number;
+  /** The server process's RSS. */
+  serverRssMiB: number | null;
+  /** Sum of both processes' RSS (shared text twice, ring buffer mappings included). */
+  rssSumMiB: number;
+  /** Both processes' resident pages, each once, BPF mappings excluded (lib.ts treeMemory). */
+  togetherMiB: number;
+  /** Tracer's timeline bytes per tracked process. */
+  timelineBytesPerProcess: number | null;
   /** From /proc/PID/smaps_rollup: proportional set size, private anonymous memory, and the RSS of BPF map mappings (the ring buffer, mapped twice). */
   pssMiB: number;
   anonMiB: number;
@@ -41,6 +54,7 @@ export interface MemoryResult {
   timelineMiB: number;
   bpfMapMiB: number;
   bpfMaps: number;
+  maps: MapRow[];
   /** Agent CPU while idle-tracking, % of one core, at this (10x faster) interval. */
   agentCpuPct: number;
 }
@@ -87,22 +101,28 @@ export async function runMemory(app: AppDir, o: MemoryOptions): Promise<MemoryRe
       if (n > 0) pool = await idlePool(app, n);
       agent = await startAgent({ match: app.match, intervalMs: o.intervalMs, windowS: o.windowS, bundleWindowS: Math.max(1, Math.floor(o.windowS / 2)) });
       if (n > 0) await waitTracked(agent, n + 1, 60000);
-      const meter = cpuMeter([agent.pid]);
+      const meter = cpuMeter([agent.pid]); // the process tree: tracer and server
       log(`memory: ${n} idle workers tracked; filling ${o.windowS * 1000 / o.intervalMs} buckets (${o.windowS} s)`);
       await sleep(o.windowS * 1000 + 3 * o.intervalMs + 1000);
       const cpu = meter.pct();
       const h = await agent.health();
-      const maps = bpfObjectsOf(agent.pid).maps;
-      const mapBytes = [...maps.values()].reduce((a, b) => a + b, 0);
+      const maps = agentMaps(agent.pid);
+      const mapBytes = maps.reduce((a, m) => a + m.memlockBytes, 0);
       const filled = n > 0 ? await historyBuckets(agent.wsUrl!, o.windowS) : null;
+      const tree = treeMemory(agent.pid);
+      const server = childrenOf(agent.pid)[0];
+      const MiB = (b: number) => round(b / 2 ** 20, 1)!;
       const r: MemoryResult = {
         workers: n, trackedAlive: h.trackedWorkersAlive, intervalMs: o.intervalMs, windowS: o.windowS,
         bucketsPerTimeline: (o.windowS * 1000) / o.intervalMs, bucketsFilled: filled,
-        rssMiB: round(rssBytes(agent.pid) / 2 ** 20, 1)!, ...smaps(agent.pid), heapUsedMiB: round(h.memory.heapUsedBytes / 2 ** 20, 1)!,
-        timelineMiB: round(h.memory.timelineBytes / 2 ** 20, 2)!, bpfMapMiB: round(mapBytes / 2 ** 20, 1)!, bpfMaps: maps.size,
+        rssMiB: MiB(rssBytes(agent.pid)), serverRssMiB: server ? MiB(rssBytes(server)) : null,
+        rssSumMiB: MiB(tree.rssSumBytes), togetherMiB: MiB(tree.uniqueBytes),
+        timelineBytesPerProcess: h.trackedProcesses ? Math.round(h.memory.timelineBytes / h.trackedProcesses) : null,
+        ...smaps(agent.pid), heapUsedMiB: MiB(h.memory.heapUsedBytes),
+        timelineMiB: round(h.memory.timelineBytes / 2 ** 20, 2)!, bpfMapMiB: MiB(mapBytes), bpfMaps: maps.length, maps,
         agentCpuPct: round(cpu, 2)!,
       };
-      log(`memory: ${n} workers: RSS ${r.rssMiB} MiB, heap ${r.heapUsedMiB} MiB, timelines ${r.timelineMiB} MiB, BPF maps ${r.bpfMapMiB} MiB, buckets ${filled}/${r.bucketsPerTimeline}, cpu ${r.agentCpuPct} %`);
+      log(`memory: ${n} workers: together ${r.togetherMiB} MiB (tracer RSS ${r.rssMiB}, server ${r.serverRssMiB}), heap ${r.heapUsedMiB} MiB, timelines ${r.timelineMiB} MiB, BPF maps ${r.bpfMapMiB} MiB, buckets ${filled}/${r.bucketsPerTimeline}, cpu ${r.agentCpuPct} %`);
       out.push(r);
     } finally {
       await agent?.stop();

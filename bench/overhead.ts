@@ -19,7 +19,8 @@
 import * as fs from 'fs';
 import type { ServerMessage } from '../proto/codec';
 import { connectViewer } from './agentproc';
-import { Condition, ConditionContext, DESCRIPTIONS, Running, startCondition, TRACERS } from './conditions';
+import { Condition, ConditionContext, describe, Running, startCondition, TRACERS } from './conditions';
+import { ablationOf, Feature } from './features';
 import { cpuMeter, ctxtNow, cv, log, mean, median, rng, round, shuffle, sleep, wrk, WrkResult } from './lib';
 import { AppDir, gunicornFlask, httpGet, memoryCgroup, Service, uvicornStarlette } from './services';
 
@@ -32,6 +33,9 @@ export interface OverheadOptions {
   seed: number;
   workloads: WorkloadName[];
   tracers: Condition[];
+  /** Features whose cost is measured on its own (premortem-no-<feature>), on the workloads of `ablateOn`. */
+  features: Feature[];
+  ablateOn: WorkloadName[];
   /** Inconclusive when the no-tracer runs' coefficient of variation exceeds this. */
   maxBaselineCv: number;
 }
@@ -91,6 +95,18 @@ export interface ConditionSummary {
   tcpSockets: number | null;
 }
 
+/** One feature's cost: premortem with everything on vs premortem without it (both paired with none). */
+export interface FeatureCost {
+  feature: string;
+  how: string;
+  /** req/s ratio without the feature minus with it: the throughput share the feature costs. */
+  rpsCost: number | null;
+  /** p99 ratio with it minus without it. */
+  p99Cost: number | null;
+  /** Agent CPU with it minus without it, % of one core. */
+  cpuCostPct: number | null;
+}
+
 export interface WorkloadResult {
   name: WorkloadName;
   description: string;
@@ -98,6 +114,7 @@ export interface WorkloadResult {
   inconclusive: boolean;
   inconclusiveReason?: string;
   conditions: ConditionSummary[];
+  featureCosts: FeatureCost[];
   runs: RunRecord[];
 }
 
@@ -240,7 +257,7 @@ async function measure(wl: Workload, name: WorkloadName, condition: Condition, s
   }
 }
 
-function summarize(name: WorkloadName, runs: RunRecord[], tracers: Condition[], maxCv: number): WorkloadResult {
+function summarize(name: WorkloadName, runs: RunRecord[], tracers: Condition[], maxCv: number, features: Feature[]): WorkloadResult {
   const none = runs.filter((r) => r.condition === 'none');
   const rpsNone = none.map((r) => r.rps);
   const baselineCv = cv(rpsNone);
@@ -264,13 +281,22 @@ function summarize(name: WorkloadName, runs: RunRecord[], tracers: Condition[], 
       }
     }
     conditions.push({
-      condition: c, description: DESCRIPTIONS[c], pairs: rps.length,
+      condition: c, description: describe(c, features), pairs: rps.length,
       rpsRatio: round(median(rps)), rpsRatios: rps.map((x) => round(x)), p99Ratio: round(median(p99)), tracerCpuPct: round(median(cpu), 2),
       ctxtInflationPerRequest: round(median(perReq) - 1), ctxtInflationPerSec: round(median(perSec) - 1), tcpSockets: round(median(socks), 0),
       ...(name === 'W3' && c.startsWith('premortem') ? { lifecycleExact: { runs: lifeRuns, exact: lifeExact } } : {}),
     });
   }
   const inconclusive = baselineCv > maxCv;
+  const all = conditions.find((c) => c.condition === 'premortem');
+  const diff = (a: number | null | undefined, b: number | null | undefined, d = 3) => (a === null || a === undefined || b === null || b === undefined ? null : round(a - b, d));
+  const featureCosts: FeatureCost[] = features.flatMap((f) => {
+    const without = conditions.find((c) => c.condition === ablationOf(f));
+    return without ? [{
+      feature: f.name, how: f.how, rpsCost: diff(without.rpsRatio, all?.rpsRatio), p99Cost: diff(all?.p99Ratio, without.p99Ratio),
+      cpuCostPct: diff(all?.tracerCpuPct, without.tracerCpuPct, 2),
+    }] : [];
+  });
   return {
     name, description: DESCRIBE[name],
     baseline: {
@@ -279,7 +305,7 @@ function summarize(name: WorkloadName, runs: RunRecord[], tracers: Condition[], 
     },
     inconclusive,
     inconclusiveReason: inconclusive ? `the no-tracer runs vary by ${(baselineCv * 100).toFixed(1)} % (coefficient of variation > ${maxCv * 100} %)` : undefined,
-    conditions, runs,
+    conditions, featureCosts, runs,
   };
 }
 
@@ -290,11 +316,12 @@ export async function runOverhead(app: AppDir, o: OverheadOptions): Promise<Work
     log(`${name}: ${DESCRIBE[name]}`);
     const wl = await setupWorkload(name, app);
     const runs: RunRecord[] = [];
+    const tracers: Condition[] = [...o.tracers, ...(o.ablateOn.includes(name) ? o.features.map(ablationOf) as Condition[] : [])];
     try {
-      const ctx: ConditionContext = { match: app.match, expectTracked: wl.expectTracked };
+      const ctx: ConditionContext = { match: app.match, expectTracked: wl.expectTracked, features: o.features };
       if (o.warmupSeconds > 0) await wrk(wl.svc.port, o.warmupSeconds, { close: wl.close }); // first runs are slower whatever is attached
       for (let round = 0; round < o.rounds; round++) {
-        const order = shuffle(o.tracers, rand);
+        const order = shuffle(tracers, rand);
         log(`${name} round ${round + 1}/${o.rounds}: none, ${order.join(', none, ')}, none`);
         let seq = 0;
         const push = (r: Omit<RunRecord, 'round' | 'seq'>) => {
@@ -310,7 +337,7 @@ export async function runOverhead(app: AppDir, o: OverheadOptions): Promise<Work
     } finally {
       await wl.teardown();
     }
-    results.push(summarize(name, runs, o.tracers, o.maxBaselineCv));
+    results.push(summarize(name, runs, tracers, o.maxBaselineCv, o.features));
   }
   return results;
 }

@@ -7,12 +7,17 @@ import type { IngestResult } from './ingest';
 import type { LatencyResult } from './latency';
 import type { MemoryResult } from './memory';
 import { lifecycleExact, type WorkloadResult } from './overhead';
+import { featureSection, memorySection, profileSection, scalingSection } from './report-footprint';
+import { notes } from './report-notes';
+import { REFERENCE_NS_PER_EVENT } from './targets';
+
+export { evaluateTargets } from './targets';
 import type { ProgCostResult } from './progcost';
+import type { ScenarioProfile } from './profile';
+import type { ScalingResult } from './scaling';
 import { whyCostMarkdown, type WhyCostResult } from './cost-why';
-import { WORKER_FIELDS } from '../agent/timeline';
 
 export const SCHEMA = 'premortem-bench/1';
-const MIN_EVENTS = 1000;
 
 export interface Target {
   id: string;
@@ -36,6 +41,9 @@ export interface BenchResults {
   programCost: ProgCostResult | null;
   /** Issue 15: time accounting and requests in flight, before vs after (absent in older results). */
   whyCost?: WhyCostResult | null;
+  /** Absent in results older than issue 16. */
+  scaling?: ScalingResult | null;
+  profile?: ScenarioProfile[] | null;
   targets: Target[];
   errors: Array<{ step: string; error: string }>;
 }
@@ -43,55 +51,6 @@ export interface BenchResults {
 const f = (x: number | null | undefined, d = 2) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '–' : `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`);
 const M = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : `${Math.round(x)}`);
-
-export function evaluateTargets(r: Omit<BenchResults, 'targets'>): Target[] {
-  const t: Target[] = [];
-  const wl = (n: string) => r.overhead?.find((w) => w.name === n);
-  const cond = (n: string, c = 'premortem') => wl(n)?.conditions.find((x) => x.condition === c);
-  for (const n of ['W1', 'W2']) {
-    const w = wl(n), c = cond(n);
-    const st = (ok: boolean): Target['status'] => (!c || c.rpsRatio === null ? 'not run' : w!.inconclusive ? 'inconclusive' : ok ? 'met' : 'missed');
-    t.push({ id: `${n}-rps`, what: `${n} requests/s ratio, premortem vs none`, target: '≥ 0.98', measured: f(c?.rpsRatio, 3),
-      status: st((c?.rpsRatio ?? 0) >= 0.98), note: w?.inconclusiveReason });
-    t.push({ id: `${n}-p99`, what: `${n} p99 latency ratio, premortem vs none`, target: '≤ 1.10', measured: f(c?.p99Ratio, 3),
-      status: st((c?.p99Ratio ?? Infinity) <= 1.1), note: w?.inconclusiveReason });
-    t.push({ id: `${n}-ctxt`, what: `${n} context switches per request, premortem vs none`, target: '≤ +5 %', measured: pct(c?.ctxtInflationPerRequest),
-      status: st((c?.ctxtInflationPerRequest ?? Infinity) <= 0.05), note: w?.inconclusiveReason });
-  }
-  const c1 = cond('W1');
-  t.push({ id: 'W1-cpu', what: 'agent CPU on W1 (user+system, one viewer)', target: '≤ 2 % of one core', measured: c1 ? `${f(c1.tracerCpuPct, 2)} %` : '–',
-    status: !c1 || c1.tracerCpuPct === null ? 'not run' : c1.tracerCpuPct <= 2 ? 'met' : 'missed' });
-  const w3 = wl('W3');
-  if (w3) {
-    const runs = w3.runs.filter((x) => x.lifecycle && x.condition.startsWith('premortem'));
-    const exact = runs.filter((x) => lifecycleExact(x.lifecycle!)).length;
-    const exits = runs.reduce((a, x) => a + x.lifecycle!.independentExits, 0);
-    const ooms = runs.reduce((a, x) => a + x.lifecycle!.independentOomKills, 0);
-    t.push({ id: 'W3-exact', what: 'W3 exits and OOM kills judged by the agent = independent count', target: 'exact in every premortem run',
-      measured: `${exact}/${runs.length} runs exact (${exits} exits, ${ooms} OOM kills)`, status: !runs.length ? 'not run' : exact === runs.length ? 'met' : 'missed' });
-  } else t.push({ id: 'W3-exact', what: 'W3 exits and OOM kills = independent count', target: 'exact', measured: '–', status: 'not run' });
-  const m256 = r.memory?.find((m) => m.workers === 256);
-  t.push({ id: 'memory-256', what: 'agent RSS, 256 idle workers tracked, window full', target: '≤ 150 MiB',
-    measured: m256 ? `${f(m256.rssMiB, 1)} MiB (+ ${f(m256.bpfMapMiB, 1)} MiB BPF maps)` : '–', status: !m256 ? 'not run' : m256.rssMiB <= 150 ? 'met' : 'missed' });
-  t.push({ id: 'ingest', what: 'ingest at zero loss, kernel → native → decoded JS', target: '≥ 3 M records/s',
-    measured: r.ingest ? `${M(r.ingest.bestZeroLossPerSec)}/s; accounting ${r.ingest.accountingExact ? 'exact' : 'MISMATCH'}` : '–',
-    status: !r.ingest ? 'not run' : r.ingest.bestZeroLossPerSec >= 3e6 && r.ingest.accountingExact ? 'met' : 'missed' });
-  t.push({ id: 'latency-event', what: 'kernel event → viewer frame p99 (1 s buckets)', target: '≤ 1500 ms',
-    measured: r.latency ? `${f(r.latency.signals.p99Ms, 0)} ms (${r.latency.signals.seen}/${r.latency.signals.sent} seen)` : '–',
-    status: !r.latency || r.latency.signals.p99Ms === null ? 'not run' : r.latency.signals.p99Ms <= 1500 && r.latency.signals.seen === r.latency.signals.sent ? 'met' : 'missed' });
-  t.push({ id: 'latency-bundle', what: 'worker death → bundle on disk p99', target: '≤ 1000 ms',
-    measured: r.latency ? `${f(r.latency.deaths.fileP99Ms, 0)} ms (${r.latency.deaths.bundles}/${r.latency.deaths.killed} bundles)` : '–',
-    status: !r.latency || r.latency.deaths.fileP99Ms === null ? 'not run' : r.latency.deaths.fileP99Ms <= 1000 && r.latency.deaths.bundles === r.latency.deaths.killed ? 'met' : 'missed' });
-  // Judged on hooks with enough events for a stable mean (sched_wakeup_new fires once per fork).
-  const hookEvents = (hook: string) => Math.max(0, ...(r.programCost?.programs.filter((p) => p.owner.startsWith('premortem') && p.hook === hook).map((p) => p.events) ?? []));
-  const hooks = r.programCost?.schedulerHooks.filter((h) => h.premortemNsPerEvent !== null) ?? [];
-  const judged = hooks.filter((h) => hookEvents(h.hook) >= MIN_EVENTS);
-  const worst = judged.reduce((a, h) => Math.max(a, h.premortemNsPerEvent!), 0);
-  t.push({ id: 'sched-cost', what: `premortem ns per scheduler event (all programs on the hook; judged where ≥ ${MIN_EVENTS} events)`, target: '≤ 1000 ns',
-    measured: hooks.length ? hooks.map((h) => `${h.hook} ${h.premortemNsPerEvent} ns (n=${hookEvents(h.hook)}${hookEvents(h.hook) < MIN_EVENTS ? ', not judged' : ''})`).join(', ') : '–',
-    status: !judged.length ? 'not run' : worst <= 1000 ? 'met' : 'missed' });
-  return t;
-}
 
 export function markdown(r: BenchResults): string {
   const L: string[] = [];
@@ -119,20 +78,13 @@ export function markdown(r: BenchResults): string {
           + (w.name === 'W3' ? ` ${w3Exact(w, c.condition)} |` : ''));
       L.push('');
     }
+    L.push(...featureSection(r.overhead));
   }
-  if (r.memory) {
-    L.push('## 2. Agent memory at idle', '');
-    L.push('`premortem run` tracking N idle python3.11 workers (one master, N forked children), after the timeline rings filled: '
-      + `--interval-ms ${r.memory[0]?.intervalMs} --window-s ${r.memory[0]?.windowS} = ${r.memory[0]?.bucketsPerTimeline} buckets per timeline `
-      + '(the default 10 min / 1 s window holds 600; a shorter interval with the same bucket count fills the same memory faster). '
-      + 'BPF map memory: memlock of every map fd the agent holds (/proc/PID/fdinfo). Agent CPU here is at the shortened interval (10 ticks/s).', '');
-    L.push('| workers | tracked | buckets filled | RSS MiB | PSS MiB | private anon MiB | BPF mappings in RSS MiB | V8 heap MiB | timelines MiB | BPF maps memlock MiB (maps) | agent CPU % |', '|---|---|---|---|---|---|---|---|---|---|---|');
-    for (const m of r.memory)
-      L.push(`| ${m.workers} | ${m.trackedAlive} | ${m.bucketsFilled ?? '–'}/${m.bucketsPerTimeline} | ${f(m.rssMiB, 1)} | ${f(m.pssMiB, 1)} | ${f(m.anonMiB, 1)} | ${f(m.bpfMappedRssMiB, 1)} | ${f(m.heapUsedMiB, 1)} | ${f(m.timelineMiB, 2)} | ${f(m.bpfMapMiB, 1)} (${m.bpfMaps}) | ${f(m.agentCpuPct, 2)} |`);
-    L.push('');
-  }
+  if (r.memory) L.push(...memorySection(r.memory));
+  if (r.scaling) L.push(...scalingSection(r.scaling));
+  if (r.profile) L.push(...profileSection(r.profile));
   if (r.ingest) {
-    L.push('## 3. Ingest: kernel → native → decoded JS', '');
+    L.push('## 5. Ingest: kernel → native → decoded JS', '');
     L.push('Synthetic records from bpf/flood.bpf.c (a paced python3.11 producer), decoded in JS; the last run overloads a 256 KiB ring (its reader held for half the run, Tracer.pause()) to check produced = delivered + dropped.', '');
     L.push('| run | produced | delivered/s | dropped | consumer CPU % | produced = delivered + dropped |', '|---|---|---|---|---|---|');
     for (const x of r.ingest.runs) L.push(`| ${x.name} | ${M(x.produced)} | ${M(x.deliveredPerSec)} | ${M(x.dropped)} | ${x.agentCpuPct.toFixed(0)} | ${x.exact ? 'exact' : 'MISMATCH'} |`);
@@ -140,7 +92,7 @@ export function markdown(r: BenchResults): string {
   }
   if (r.latency) {
     const l = r.latency;
-    L.push('## 4. Latency', '');
+    L.push('## 6. Latency', '');
     L.push('| path | n | p50 ms | p99 ms | max ms |', '|---|---|---|---|---|');
     L.push(`| signal to a tracked worker → Delta frame at a WebSocket client (${l.intervalMs} ms buckets) | ${l.signals.seen}/${l.signals.sent} | ${f(l.signals.p50Ms, 0)} | ${f(l.signals.p99Ms, 0)} | ${f(l.signals.maxMs, 0)} |`);
     L.push(`| SIGKILL of a tracked worker → bundle file on disk | ${l.deaths.bundles}/${l.deaths.killed} | ${f(l.deaths.fileP50Ms, 0)} | ${f(l.deaths.fileP99Ms, 0)} | ${f(l.deaths.fileMaxMs, 0)} |`);
@@ -148,15 +100,16 @@ export function markdown(r: BenchResults): string {
   }
   if (r.programCost) {
     const p = r.programCost;
-    L.push('## 5. Per-program cost (kernel.bpf_stats_enabled)', '');
+    L.push('## 7. Per-program cost (kernel.bpf_stats_enabled)', '');
     L.push(`premortem and libbpf-tools attached together to the same ${p.seconds} s of load (wrk on tracked gunicorn with recycling, dd oflag=direct, a tracked python touching memory and churning the GC). ns/event = Δrun_time_ns / Δrun_cnt.`, '');
     L.push('| scheduler hook | premortem ns/event (all its programs) | libbpf-tools runqlat ns/event |', '|---|---|---|');
     for (const h of p.schedulerHooks) L.push(`| ${h.hook} | ${h.premortemNsPerEvent ?? '–'} (${h.premortemPrograms.join(', ') || '–'}) | ${h.libbpfToolsNsPerEvent ?? '–'} |`);
-    L.push('', '| owner | program | hook | events | ns/event |', '|---|---|---|---|---|');
-    for (const x of p.programs) L.push(`| ${x.owner} | ${x.program} | ${x.hook} | ${x.events} | ${x.nsPerEvent ?? '–'} |`);
+    L.push('', 'Reference: the premortem programs\' ns/event on each hook in the run of 2026-11-26 (before issue 16).', '');
+    L.push('| owner | program | hook | events | ns/event | hook reference (all premortem programs on it) |', '|---|---|---|---|---|---|');
+    for (const x of p.programs) L.push(`| ${x.owner} | ${x.program} | ${x.hook} | ${x.events} | ${x.nsPerEvent ?? '–'} | ${x.owner.startsWith('premortem') ? REFERENCE_NS_PER_EVENT[x.hook] ?? '–' : ''} |`);
     L.push('');
   }
-  if (r.whyCost) L.push('## 6. Why it died: time accounting and requests in flight, before and after', '', ...whyCostMarkdown(r.whyCost));
+  if (r.whyCost) L.push('## 8. Why it died: time accounting and requests in flight, before and after', '', ...whyCostMarkdown(r.whyCost));
   L.push(...notes(r));
   if (r.errors.length) {
     L.push('## Steps that failed', '');
@@ -169,59 +122,4 @@ export function markdown(r: BenchResults): string {
 function w3Exact(w: WorkloadResult, condition: string): string {
   const runs = w.runs.filter((x) => x.condition === condition && x.lifecycle && condition.startsWith('premortem'));
   return runs.length ? `${runs.filter((x) => lifecycleExact(x.lifecycle!)).length}/${runs.length}` : '–';
-}
-
-/** Why a target was missed and what would close it, from what this run measured. */
-function notes(r: BenchResults): string[] {
-  const out: string[] = [];
-  const missed = new Set(r.targets.filter((t) => t.status === 'missed' || t.status === 'inconclusive').map((t) => t.id));
-  const inconclusive = r.overhead?.filter((w) => w.inconclusive) ?? [];
-  if (inconclusive.length)
-    out.push(`- **Inconclusive workloads: ${inconclusive.map((w) => `${w.name} (baseline CV ${((w.baseline.rpsCv ?? 0) * 100).toFixed(0)} %, ${w.baseline.rpsMin}–${w.baseline.rpsMax} req/s)`).join(', ')}.** `
-      + 'Other jobs shared this 2-vCPU machine during the run, so the no-tracer runs swung more than 10 %; their paired ratios are printed but not judged. '
-      + 'Tracer CPU, context switches per request and the kernel-side figures (items 3 and 5) do not depend on that baseline.');
-  const w1 = r.overhead?.find((w) => w.name === 'W1')?.conditions.find((c) => c.condition === 'premortem');
-  if (missed.has('W1-cpu') || [...missed].some((id) => /^W[12]-/.test(id))) {
-    out.push(`- **Agent CPU under connection churn.** Most of the agent's CPU goes to parsing /proc/net/tcp{,6}: once per tick `
-      + '(agent.ts sampleService → socketsNow → readTcpSockets, for the socket-state counts of the service\'s ports) and again every 2 s in discovery '
-      + '(procfs.listeningInodes). Its cost grows with every TCP socket on the host, not with the service: a connection per request leaves '
-      + `thousands of TIME_WAIT sockets (median ${w1?.tcpSockets ?? '–'} entries at the start of the W1 premortem runs). A CPU profile of the agent `
-      + 'under W1 (node --cpu-prof, 10 s) put readTcpSockets + parseProcNetTcp at about two thirds of its busy time and listeningInodes at most of the rest. '
-      + 'What would close it: let the kernel filter — sock_diag (NETLINK_INET_DIAG, inet_diag_req_v2 with a source-port bytecode filter and a state mask) '
-      + 'for the service\'s ports, TCPF_LISTEN only for discovery — or keep the per-state counts in the tcp probe, which already sees every transition '
-      + 'of the watched ports, and read /proc (or sock_diag) only to seed them. The agent CPU competes with the workers on 2 vCPUs, so the throughput, '
-      + 'p99 and context-switch figures move with it.');
-  }
-  const w3 = r.overhead?.find((w) => w.name === 'W3');
-  if (w3) {
-    const runs = w3.runs.filter((x) => x.lifecycle && x.condition.startsWith('premortem'));
-    const bad = runs.filter((x) => !lifecycleExact(x.lifecycle!));
-    const oddOom = runs.filter((x) => x.lifecycle!.oomRecords !== x.lifecycle!.independentOomKills);
-    const describe = (x: (typeof runs)[number]) => `round ${x.round + 1} ${x.condition}: ${x.lifecycle!.independentExits} deaths / ${x.lifecycle!.independentOomKills} OOM kill(s) counted independently; `
-      + `agent ${x.lifecycle!.agentExits} deaths, verdicts ${JSON.stringify(x.lifecycle!.agentVerdicts)}, ${x.lifecycle!.oomRecords} OOM record(s), ${x.lifecycle!.exitRecords} exit records`
-      + `${x.lifecycle!.missing.length ? `, missing pids ${x.lifecycle!.missing.join(' ')}` : ''}${x.lifecycle!.extra.length ? `, extra pids ${x.lifecycle!.extra.join(' ')}` : ''}`;
-    if (bad.length)
-      out.push(`- **W3: ${bad.length} of ${runs.length} premortem runs not exact.** ${bad.map(describe).join('. ')}. `
-        + 'Where the set of dead workers matched, what differs is the OOM victim\'s verdict ("exited" although an OOM record was delivered and the cgroup counted a kill). '
-        + 'A likely cause, not verified here: under --max-requests recycling the OOM victim can be a worker already on its way out, or the record is matched to the worker '
-        + 'by pid and start time and missed; the agent (agent.ts onOom → judge, verdict.ts) should be checked against this case with a test that recycles and OOM-kills at once.');
-    if (oddOom.length)
-      out.push(`- **W3 raw OOM records vs OOM kills.** ${oddOom.map(describe).join('. ')}. The kernel fires mark_victim for every task it marks, `
-        + 'which can exceed the kills the cgroup counts; the agent keeps one OOM per worker, so its verdicts stay right.');
-  }
-  const m = r.memory?.find((x) => x.workers === 256);
-  if (m && missed.has('memory-256')) {
-    const perTimelineKiB = m.trackedAlive ? (m.timelineMiB * 1024) / m.trackedAlive : 0;
-    out.push(`- **Agent RSS at 256 workers: ${m.rssMiB} MiB.** The biggest part that grows with workers is the timelines: ${m.timelineMiB} MiB, `
-      + `${perTimelineKiB.toFixed(0)} KiB per tracked process (${m.bucketsPerTimeline} buckets × ${WORKER_FIELDS.length} Float64 columns + a Uint32 runqueue histogram per bucket, preallocated). `
-      + `RSS also counts ${m.bpfMappedRssMiB} MiB of BPF mappings (the ring buffer's data pages, mapped twice; kernel memory already in the BPF map figure) and the node binary's shared text: `
-      + `the proportional set size is ${m.pssMiB} MiB, private anonymous memory ${m.anonMiB} MiB, of which V8 heap in use ${m.heapUsedMiB} MiB and timelines ${m.timelineMiB} MiB; `
-      + `the other ${(m.anonMiB - m.heapUsedMiB - m.timelineMiB).toFixed(0)} MiB (V8's reserved but unused heap, external buffers, native allocations) is not broken down here — a heap snapshot of an agent at 256 workers would. `
-      + 'What would close it: narrower columns (Uint32/Float32 where a bucket\'s value fits, byte counts in KiB), a sparse or Uint16 histogram (most slots are empty), '
-      + 'or buckets allocated as the ring fills rather than up front would bring the timelines to roughly a third; a 4 MiB default ring buffer would take 8 MiB more off RSS. '
-      + `(Buckets filled ${m.bucketsFilled ?? '–'}/${m.bucketsPerTimeline}: at the 100 ms interval used to fill the window quickly, a tick over 257 processes costs ${m.agentCpuPct} % of a core, about a tenth of that at the default 1 s.)`);
-  }
-  if (missed.has('ingest') && r.ingest)
-    out.push('- **Ingest.** The paced producer is one python3.11 process; when it cannot reach the target rate the figure is the producer\'s, see the flat-out row.');
-  return out.length ? ['## Notes on targets missed or inconclusive', '', ...out, ''] : [];
 }

@@ -1,17 +1,9 @@
 /**
  * `npm run bench`: premortem measured side by side with libbpf-tools on this
  * machine, in one run. Prints the tables, writes bench/results/bench-<time>.json
- * and .md, and (for a full run) docs/BENCHMARKS.md.
- *
- *   node dist/bench/run.js [--quick | --smoke] [--rounds N] [--seconds S] [--warmup S]
- *        [--only overhead,memory,ingest,latency,progcost,why] [--workloads W1,W2,W3]
- *        [--conditions premortem,runqlat,...] [--seed N] [--out DIR] [--docs | --no-docs]
- *   env: BENCH_ROUNDS, BENCH_SECONDS (flags win)
- *
- * Defaults: 6 rounds of 10 s per workload after a 5 s warm-up (about 45 minutes in all).
- * --quick: 2 rounds of 3 s, shorter memory fill (100 buckets), fewer latency samples.
- * --smoke: 1 round of 1 s of W1 with none and premortem, and a brief ingest run.
- * Everything started is stopped by pid; cgroups removed; sysctls and mounts restored.
+ * and .md, and (for a full run) docs/BENCHMARKS.md. Options: bench/options.ts
+ * (`--help`). Everything started is stopped by pid; cgroups removed; sysctls
+ * and mounts restored.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -20,54 +12,15 @@ import { runIngest } from './ingest';
 import { runLatency } from './latency';
 import { cleanupAll, installSignalCleanup, log } from './lib';
 import { runMemory } from './memory';
-import { runOverhead, WorkloadName } from './overhead';
+import { helpText, parseOptions, scan, Step } from './options';
+import { runOverhead } from './overhead';
 import { runProgCost } from './progcost';
 import { runWhyCost } from './cost-why';
+import { runProfile } from './profile';
 import { BenchResults, evaluateTargets, markdown, SCHEMA } from './report';
+import { runScaling } from './scaling';
 import { appDir } from './services';
-import { Condition, TRACERS } from './conditions';
-
-const STEPS = ['overhead', 'memory', 'ingest', 'latency', 'progcost', 'why'] as const;
-type Step = (typeof STEPS)[number];
-
-function parse(argv: string[]) {
-  const has = (f: string) => argv.includes(f);
-  const val = (f: string) => {
-    const i = argv.indexOf(f);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  const num = (f: string, env: string | undefined, def: number) => {
-    const v = val(f) ?? (env ? process.env[env] : undefined);
-    if (v === undefined) return def;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new TypeError(`${f} must be a non-negative number, got ${v}`);
-    return n;
-  };
-  const smoke = has('--smoke');
-  const quick = has('--quick');
-  const list = (f: string) => val(f)?.split(',').map((s) => s.trim()).filter(Boolean);
-  const steps = (list('--only') ?? (smoke ? ['overhead', 'ingest'] : [...STEPS])) as Step[];
-  for (const s of steps) if (!STEPS.includes(s)) throw new TypeError(`unknown step ${s}: one of ${STEPS.join(', ')}`);
-  const workloads = (list('--workloads') ?? (smoke ? ['W1'] : ['W1', 'W2', 'W3'])) as WorkloadName[];
-  const tracers = (list('--conditions') ?? (smoke ? ['premortem'] : [...TRACERS])) as Condition[];
-  for (const c of tracers) if (!TRACERS.includes(c)) throw new TypeError(`unknown condition ${c}: one of ${TRACERS.join(', ')}`);
-  return {
-    mode: smoke ? 'smoke' : quick ? 'quick' : 'full',
-    steps, workloads, tracers,
-    rounds: num('--rounds', 'BENCH_ROUNDS', smoke ? 1 : quick ? 2 : 6),
-    seconds: num('--seconds', 'BENCH_SECONDS', smoke ? 1 : quick ? 3 : 10),
-    warmupSeconds: num('--warmup', undefined, smoke ? 0 : quick ? 2 : 5),
-    seed: num('--seed', undefined, Date.now() % 100000),
-    memory: quick ? { counts: [0, 16, 256], intervalMs: 100, windowS: 10 } : { counts: [0, 16, 256], intervalMs: 100, windowS: 60 },
-    ingestSeconds: smoke ? 1 : quick ? 2 : 4,
-    // Smoke: 1 s at 400 k/s fits in the 16 MiB ring (524 k records), so it is lossless on any machine.
-    ingestRates: smoke ? [400_000] : undefined,
-    latency: smoke || quick ? { signals: 15, deaths: 3 } : { signals: 50, deaths: 10 },
-    progSeconds: quick || smoke ? 3 : 8,
-    out: val('--out') ?? path.resolve(__dirname, '..', '..', 'bench', 'results'),
-    docs: has('--docs') || (!smoke && !quick && !has('--no-docs') && !list('--only')),
-  };
-}
+import { discoverFeatures, parseFeatureArg } from './features';
 
 /** --render FILE.json: re-renders the Markdown (and docs/BENCHMARKS.md with --docs) of an earlier run. */
 function render(argv: string[]): number {
@@ -95,7 +48,7 @@ function merge(base: BenchResults, part: BenchResults): BenchResults {
     out.overhead = [...(base.overhead ?? []).filter((w) => !names.has(w.name)), ...part.overhead].sort((a, b) => a.name.localeCompare(b.name));
     replaced.push(...[...names].map((n) => `overhead ${n}`));
   }
-  for (const k of ['memory', 'ingest', 'latency', 'programCost', 'whyCost'] as const) {
+  for (const k of ['memory', 'scaling', 'ingest', 'latency', 'programCost', 'whyCost', 'profile'] as const) {
     const step = k === 'programCost' ? 'progcost' : k === 'whyCost' ? 'why' : k;
     if (steps.includes(step) && part[k]) {
       (out as unknown as Record<string, unknown>)[k] = part[k];
@@ -110,8 +63,18 @@ function merge(base: BenchResults, part: BenchResults): BenchResults {
 }
 
 async function main(): Promise<number> {
-  if (process.argv.includes('--render')) return render(process.argv);
-  const o = parse(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const given = scan(argv); // an unknown option stops here, before anything starts
+  if (given.has('help')) {
+    process.stdout.write(helpText());
+    return 0;
+  }
+  if (given.has('list-features')) {
+    for (const f of discoverFeatures((given.get('feature') ?? []).map(parseFeatureArg))) process.stdout.write(`${f.name.padEnd(12)} off with: ${f.offArgs.join(' ')}\n`);
+    return 0;
+  }
+  if (given.has('render')) return render(process.argv);
+  const o = parseOptions(argv);
   if (process.getuid?.() !== 0) throw new Error('the benchmark loads BPF programs and creates cgroups: run it as root');
   installSignalCleanup();
   const startedAt = new Date().toISOString();
@@ -121,8 +84,11 @@ async function main(): Promise<number> {
   const res: Omit<BenchResults, 'targets' | 'finishedAt'> = {
     schema: SCHEMA, startedAt,
     machine: { cpus: os.cpus().length, kernel: os.release(), node: process.version, loadAvgAtStart },
-    options: { mode: o.mode, rounds: o.rounds, seconds: o.seconds, warmupSeconds: o.warmupSeconds, seed: o.seed, workloads: o.workloads, conditions: ['none', ...o.tracers], steps: o.steps },
-    overhead: null, memory: null, ingest: null, latency: null, programCost: null, whyCost: null, errors: [],
+    options: {
+      mode: o.mode, rounds: o.rounds, seconds: o.seconds, warmupSeconds: o.warmupSeconds, seed: o.seed, workloads: o.workloads, conditions: ['none', ...o.tracers],
+      features: o.features.map((f) => f.name), ablateOn: o.ablateOn, steps: o.steps,
+    },
+    overhead: null, memory: null, scaling: null, ingest: null, latency: null, programCost: null, whyCost: null, profile: null, errors: [],
   };
   const step = async <T>(name: Step, fn: () => Promise<T>): Promise<T | null> => {
     if (!o.steps.includes(name)) return null;
@@ -144,8 +110,11 @@ async function main(): Promise<number> {
     res.ingest = await step('ingest', () => runIngest({ seconds: o.ingestSeconds, rates: o.ingestRates }));
     res.latency = await step('latency', () => runLatency(app, { ...o.latency, seed: o.seed }));
     res.memory = await step('memory', () => runMemory(app, o.memory));
+    res.scaling = await step('scaling', () => runScaling(app, o.scaling));
+    res.profile = await step('profile', () => runProfile(app, o.profile));
     res.overhead = await step('overhead', () => runOverhead(app, {
-      rounds: o.rounds, seconds: o.seconds, warmupSeconds: o.warmupSeconds, seed: o.seed, workloads: o.workloads, tracers: o.tracers, maxBaselineCv: 0.1,
+      rounds: o.rounds, seconds: o.seconds, warmupSeconds: o.warmupSeconds, seed: o.seed, workloads: o.workloads, tracers: o.tracers,
+      features: o.features, ablateOn: o.ablateOn, maxBaselineCv: 0.1,
     }));
   } finally {
     await cleanupAll();
@@ -169,6 +138,11 @@ async function main(): Promise<number> {
 }
 
 main().then((code) => { process.exitCode = code; }, async (e) => {
+  if (e instanceof TypeError) {
+    process.stderr.write(`bench: ${e.message}\n`); // a usage error: nothing was started
+    process.exitCode = 2;
+    return;
+  }
   process.stderr.write(`bench: ${(e as Error).stack ?? e}\n`);
   await cleanupAll();
   process.exitCode = 1;

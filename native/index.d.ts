@@ -69,6 +69,15 @@ export interface MapDump {
   valueSize: number;
 }
 
+/** Values of many keys of one map, in the order of the keys asked for. */
+export interface MapLookupMany {
+  /** found[i] = 1 when keys[i] is in the map; else its value reads as zeros. */
+  found: Uint8Array;
+  /** `keys.length` values of `valueSize` bytes, per-CPU values summed. */
+  values: ArrayBuffer;
+  valueSize: number;
+}
+
 export interface TracerStats {
   /** Records read from the ring buffer, by record type. */
   delivered: number[];
@@ -107,6 +116,12 @@ export class Tracer {
   mapDelete(probe: string, map: string, key: number | bigint | ArrayBuffer): boolean;
   /** Every entry (keys of any size that is a multiple of 4). */
   mapDump(probe: string, map: string): MapDump;
+  /**
+   * Looks up every key of `keys` (32-bit keys, at most 65,536) in one call: for reading a
+   * per-process map for every tracked process each tick. Throws as mapLookup does for an
+   * unknown or unloaded probe or map.
+   */
+  mapLookupMany(probe: string, map: string, keys: Uint32Array): MapLookupMany;
   stats(): TracerStats;
   /** Attaches a deferred USDT program to one binary (pid -1: every process). Returns a link id. */
   attachUsdt(probe: string, program: string, binaryPath: string, pid: number,
@@ -183,5 +198,12 @@ export function readProcessMemory(pid: number, ranges: Float64Array, out: Uint8A
  * frames, and at most 4096). `truncated`: more frames than that, or a frame
  * that could not be read. `reads`: system calls made. Throws like readProcessMemory.
  */
+/**
+ * Sets glibc malloc for a long-lived process: allocations of 64 KiB and more get their own
+ * mapping (returned when freed), free memory above 64 KiB at the top of the heap is trimmed,
+ * at most 2 arenas. Process-wide; false if glibc refused a setting.
+ */
+export function tuneMalloc(): boolean;
+
 export function walkFrameChain(pid: number, first: number, layout: Float64Array, out: Float64Array,
   regionStart?: number, regionBytes?: number): { count: number; truncated: boolean; reads: number };

@@ -88,6 +88,7 @@ Napi::Function Tracer::Define(Napi::Env env) {
                          InstanceMethod<&Tracer::MapUpdate>("mapUpdate"),
                          InstanceMethod<&Tracer::MapDelete>("mapDelete"),
                          InstanceMethod<&Tracer::MapDump>("mapDump"),
+                         InstanceMethod<&Tracer::MapLookupMany>("mapLookupMany"),
                          InstanceMethod<&Tracer::Stats>("stats"),
                          InstanceMethod<&Tracer::AttachUsdt>("attachUsdt"),
                          InstanceMethod<&Tracer::AttachUprobe>("attachUprobe"),

@@ -52,6 +52,7 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   Napi::Value MapUpdate(const Napi::CallbackInfo& info);
   Napi::Value MapDelete(const Napi::CallbackInfo& info);
   Napi::Value MapDump(const Napi::CallbackInfo& info);
+  Napi::Value MapLookupMany(const Napi::CallbackInfo& info);  // tracer_batch.cc
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value AttachUsdt(const Napi::CallbackInfo& info);
   Napi::Value AttachUprobe(const Napi::CallbackInfo& info);  // tracer_uprobe.cc

@@ -1,71 +1,78 @@
 /**
  * Per-interval sampling: reads the kernel's cumulative per-process maps (and
- * /proc where the kernel keeps the number itself) and turns them into one
- * bucket of deltas and gauges. Each reader tolerates a probe that is off: the
- * field then stays 0 and the feature list says why.
+ * /proc where the kernel keeps the number itself) for every tracked process at
+ * once and turns them into one bucket of deltas and gauges per process. A
+ * probe that is off leaves its fields 0 (the feature list says why).
  */
 import type { Tracer } from '../native';
 import { decodeHist, HIST_SLOTS, Histogram } from '../records';
 import { decodeCpuStats, CpuStats, TimeClass } from '../probes/runqlat';
 import { decodeFaultStats, decodeRssLast, FaultStats, RssLast } from '../probes/memory';
-import { deviceName, readDiskProcess, readDStateHist, DiskStats } from '../probes/disk';
+import { decodeDiskStats, deviceName, DiskStats } from '../probes/disk';
 import type { DeviceBucket } from '../../proto/codec';
-import { readGcStats, GcStats } from '../probes/pygc';
+import { decodeGcStats, GcStats } from '../probes/pygc';
 import { histPercentileUs, WorkerField, WorkerSample } from '../timeline';
-import { CLK_TCK, PAGE_SIZE, readStat, ProcStat } from '../procfs';
+import { CLK_TCK, PAGE_SIZE, ProcStat } from '../procfs';
+import { readStatFast } from './proc-read';
 
 /** Cumulative counters of one process as last read. */
 export interface Cumulative {
   runq?: Histogram;
   cpu?: CpuStats;
   faults?: FaultStats;
+  rssLast?: RssLast;
   dstate?: Histogram;
   disk?: DiskStats;
   gc?: GcStats;
   stat?: ProcStat;
 }
 
-function tryLookup(tracer: Tracer, probe: string, map: string, pid: number): ArrayBuffer | null {
-  try {
-    return tracer.mapLookup(probe, map, pid);
-  } catch {
-    return null; // probe not loaded
-  }
+/**
+ * The per-process maps read at every tick, and where each value goes. A probe that is not
+ * loaded is skipped (its fields stay 0 and the feature list says why). Adding a map is a line.
+ */
+interface MapSource {
+  probe: string;
+  map: string;
+  apply(c: Cumulative, values: ArrayBuffer, offset: number): void;
 }
 
-function safe<T>(fn: () => T | null): T | undefined {
-  try {
-    return fn() ?? undefined;
-  } catch {
-    return undefined;
+const MAP_SOURCES: readonly MapSource[] = [
+  { probe: 'runqlat', map: 'runq_hist', apply: (c, v, o) => { c.runq = decodeHist(v, o); } },
+  { probe: 'runqlat', map: 'cpu_stats', apply: (c, v, o) => { c.cpu = decodeCpuStats(v, o); } },
+  { probe: 'memory', map: 'faults', apply: (c, v, o) => { c.faults = decodeFaultStats(v, o); } },
+  { probe: 'memory', map: 'rss_last', apply: (c, v, o) => { c.rssLast = decodeRssLast(v, o); } },
+  { probe: 'disk', map: 'dstate_hist', apply: (c, v, o) => { c.dstate = decodeHist(v, o); } },
+  { probe: 'disk', map: 'disk_proc', apply: (c, v, o) => { c.disk = decodeDiskStats(v, o); } },
+  { probe: 'pygc', map: 'gc_stats', apply: (c, v, o) => { c.gc = decodeGcStats(v, o); } },
+];
+
+/**
+ * The cumulative counters of many processes: each map read once for all of them
+ * (Tracer.mapLookupMany: one call per map, not per process and map), then /proc/PID/stat.
+ * Result i belongs to pids[i].
+ */
+export function readCumulativeMany(tracer: Tracer, pids: ArrayLike<number>, loaded: ReadonlySet<string>): Cumulative[] {
+  const out: Cumulative[] = new Array(pids.length);
+  for (let i = 0; i < pids.length; i++) out[i] = {};
+  if (!pids.length) return out;
+  const keys = Uint32Array.from(pids);
+  for (const src of MAP_SOURCES) {
+    if (!loaded.has(src.probe)) continue;
+    let r: ReturnType<Tracer['mapLookupMany']>;
+    try {
+      r = tracer.mapLookupMany(src.probe, src.map, keys);
+    } catch {
+      continue; // this map is absent from this build (or its probe failed): the field stays 0
+    }
+    for (let i = 0; i < keys.length; i++) if (r.found[i]) src.apply(out[i], r.values, i * r.valueSize);
   }
+  for (let i = 0; i < keys.length; i++) out[i].stat = readStatFast(keys[i]) ?? undefined;
+  return out;
 }
 
 export function readCumulative(tracer: Tracer, pid: number, loaded: ReadonlySet<string>): Cumulative {
-  const c: Cumulative = {};
-  if (loaded.has('runqlat')) {
-    const h = tryLookup(tracer, 'runqlat', 'runq_hist', pid);
-    if (h) c.runq = decodeHist(h);
-    const s = tryLookup(tracer, 'runqlat', 'cpu_stats', pid);
-    if (s) c.cpu = decodeCpuStats(s);
-  }
-  if (loaded.has('memory')) {
-    const f = tryLookup(tracer, 'memory', 'faults', pid);
-    if (f) c.faults = decodeFaultStats(f);
-  }
-  if (loaded.has('disk')) {
-    c.dstate = safe(() => readDStateHist(tracer, pid));
-    c.disk = safe(() => readDiskProcess(tracer, pid));
-  }
-  if (loaded.has('pygc')) c.gc = safe(() => readGcStats(tracer, pid));
-  c.stat = readStat(pid) ?? undefined;
-  return c;
-}
-
-export function readRssLast(tracer: Tracer, pid: number, loaded: ReadonlySet<string>): RssLast | undefined {
-  if (!loaded.has('memory')) return undefined;
-  const b = tryLookup(tracer, 'memory', 'rss_last', pid);
-  return b ? decodeRssLast(b) : undefined;
+  return readCumulativeMany(tracer, [pid], loaded)[0];
 }
 
 const d = (now = 0, before = 0) => Math.max(0, now - before);

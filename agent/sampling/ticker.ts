@@ -58,7 +58,7 @@ export function createTicker(d: TickerDeps): Ticker {
   const tick = (tMs: number) => {
     if (stopped) return;
     clock.sync();
-    d.samplers.worker.newTick();
+    d.samplers.worker.newTick(registry.workers.values());
     checkLoss(tMs);
     const hostSample = d.samplers.host.sample();
     d.host.push(tMs, hostSample);

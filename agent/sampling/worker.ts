@@ -7,11 +7,12 @@ import type { AgentOptions } from '../config';
 import type { Clock } from '../core/clock';
 import type { LossLedger } from '../core/loss';
 import { MarkerBoard, marker, Subject } from '../core/markers';
-import { memoryCgroupOf, rereadMemoryCgroup, MemoryCgroup } from '../cgroup/memory';
+import { rereadMemoryCgroup } from '../cgroup/memory';
 import type { Tracer } from '../native';
 import type { WorkerState } from '../registry/state';
 import { slopePerSecond } from '../timeline';
-import { bucketFrom, readCumulative, readRssLast } from './cumulative';
+import { bucketFrom, Cumulative, readCumulative, readCumulativeMany } from './cumulative';
+import { createCgroupTickCache } from './proc-read';
 import { createThreadSampler, ThreadSampler } from './threads';
 
 /** Buckets of RSS history the slope is fitted over. */
@@ -24,17 +25,22 @@ export const subjectOf = (w: WorkerState): Subject => ({ pid: w.identity.pid, st
 export interface WorkerSampler {
   /** Appends the bucket of interval `tMs`; `final`: the process is gone (its exit record holds the last RSS). */
   sample(w: WorkerState, tMs: number, final?: boolean): void;
-  /** Forgets the memory cgroups read this tick (call at the start of each tick). */
-  newTick(): void;
+  /**
+   * Starts a tick: forgets the memory cgroups read last tick and reads the kernel counters of
+   * `workers` (those alive and not being judged) at once, for their sample() calls that follow.
+   */
+  newTick(workers?: Iterable<WorkerState>): void;
   /** Per-thread time of multi-threaded workers (where their last seconds went, thread by thread). */
   readonly threads: ThreadSampler;
 }
 
 export function createWorkerSampler(tracer: Tracer, loaded: ReadonlySet<string>, options: AgentOptions, clock: Clock,
   loss: LossLedger, markers: MarkerBoard): WorkerSampler {
-  // Processes of one pool share a cgroup: read each once per tick.
-  const cgroupCache = new Map<number, MemoryCgroup | null>();
-  const cgroupOf = (pid: number) => cgroupCache.get(pid) ?? cgroupCache.set(pid, memoryCgroupOf(pid)).get(pid);
+  // Processes of one pool share a cgroup: its files are read once per tick.
+  const cgroups = createCgroupTickCache();
+  const cgroupOf = (pid: number) => cgroups.of(pid);
+  // This tick's kernel counters, read for all workers at once by newTick().
+  let prefetched = new Map<WorkerState, Cumulative>();
 
   const rssAtDeath = (w: WorkerState): number | undefined => {
     if (w.exit?.mmPresent) return w.exit.rssAnonBytes + w.exit.rssFileBytes + w.exit.rssShmemBytes;
@@ -55,10 +61,17 @@ export function createWorkerSampler(tracer: Tracer, loaded: ReadonlySet<string>,
 
   return {
     threads,
-    newTick: () => cgroupCache.clear(),
+    newTick(workers) {
+      cgroups.clear();
+      const batch = workers ? [...workers].filter((w) => w.alive && !w.judging) : [];
+      const read = readCumulativeMany(tracer, batch.map((w) => w.identity.pid), loaded);
+      prefetched = new Map(batch.map((w, i) => [w, read[i]]));
+    },
     sample(w, tMs, final = false) {
-      const now = readCumulative(tracer, w.identity.pid, loaded);
-      const rssLast = readRssLast(tracer, w.identity.pid, loaded);
+      const early = final ? undefined : prefetched.get(w);
+      prefetched.delete(w);
+      const now = early ?? readCumulative(tracer, w.identity.pid, loaded);
+      const rssLast = now.rssLast;
       const rssBytes = (final ? rssAtDeath(w) : undefined) ?? (rssLast && rssLast.rssBytes > 0 ? rssLast.rssBytes : undefined);
       const b = bucketFrom(now, w.prev, { rssBytes });
       if (final && !now.stat) {

@@ -107,7 +107,11 @@ async function start(c: ChildServerConfig): Promise<void> {
   const hooks: ServerHooks = {
     health: healthViaAgent,
     ready: () => askWithin(PROBE_ANSWER_MS, 'ready'),
-    features: () => features,
+    features: () => {
+      // Called as a viewer connects (its Hello): tell the agent now, it sends deltas only while viewers are connected.
+      setImmediate(sendCounters);
+      return features;
+    },
     snapshot: () => (snapshot ?? { tMs: Date.now() }) as never,
     history: (key, from, to, also) => ask('history', key, from, to, also),
   };
@@ -135,7 +139,18 @@ async function start(c: ChildServerConfig): Promise<void> {
     send({ t: 'listen-error', message: (e as Error).message, code: (e as { code?: string }).code });
     process.exit(1);
   }
-  setInterval(() => send({ t: 'counters', c: server!.counters() as ServerCounters }), 500).unref();
+  setInterval(sendCounters, 500).unref();
+}
+
+let lastCounters = '';
+/** The server's counters to the agent, when they changed (an idle server sends nothing). */
+function sendCounters(): void {
+  if (!server) return;
+  const c = server.counters() as ServerCounters;
+  const text = JSON.stringify(c);
+  if (text === lastCounters) return;
+  lastCounters = text;
+  send({ t: 'counters', c });
 }
 
 async function shutdown(code: number): Promise<never> {

@@ -25,6 +25,8 @@
  *                    incidents list, bundle bytes, extra routes), counters, log
  * Bundles stay 0600 root-owned: the child asks the parent for their bytes.
  *
+ * Deltas go to the child only while it reports a viewer connected (it reports one at once).
+ *
  * Bounds: at most maxHistoryPerSec history answers per second for all viewers
  * together (each copies a timeline); at most maxPendingMessages broadcasts in flight to the child (later
  * ones are dropped and counted: a stuck child cannot grow the agent's memory);
@@ -101,6 +103,8 @@ export interface ServerProcess extends PremortemServer {
   /** Broadcasts not sent because the child was not keeping up. */
   readonly droppedMessages: number;
   readonly restarts: number;
+  /** Deltas not sent to the child because no viewer was connected (the latest is sent when one connects). */
+  readonly deltasNotSent: number;
 }
 
 /** Effective capabilities of a process, from /proc/PID/status. */
@@ -125,6 +129,14 @@ function childEntry(): string {
   const built = path.join(projectRoot(), 'dist', 'agent', 'server', 'child.js');
   if (!fs.existsSync(built)) throw Object.assign(new Error(`${built} is missing: run \`npm run build\``), { code: 'PREMORTEM_ERR_NOT_BUILT' });
   return built;
+}
+
+/**
+ * PREMORTEM_SERVER_NODE_ARGS: extra node flags for the server process, for diagnosis (the benchmark
+ * profiles it with --cpu-prof, which NODE_OPTIONS may not carry). Only `--` flags, split on spaces.
+ */
+export function diagnosticNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.PREMORTEM_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a.startsWith('--'));
 }
 
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
@@ -209,6 +221,11 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
   let historyRefillMs = Date.now();
   let url = '';
   let lastSnapshot: unknown;
+  // With no viewer connected the child would only drop the deltas: they are not sent (each is a
+  // structured clone of every tracked worker's bucket). The latest one is held and sent the
+  // moment the child reports a viewer, so a viewer that connects misses no interval.
+  let heldDelta: unknown;
+  let deltasHeld = 0;
   let lastState = '';
   let closing: Promise<void> | undefined;
   let listening: { resolve: (v: { host: string; port: number; url: string }) => void; reject: (e: Error) => void } | undefined;
@@ -216,7 +233,7 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
   function spawnChild(): ChildProcess {
     const entry = childEntry();
     // A small heap: the server holds client backlogs (bounded) and transient frames, nothing else.
-    const nodeArgs = ['--max-old-space-size=128', '--max-semi-space-size=4'];
+    const nodeArgs = ['--max-old-space-size=128', '--max-semi-space-size=4', ...diagnosticNodeArgs()];
     let c: ChildProcess;
     const common: ForkOptions = { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', cwd: '/', env: { ...process.env, PREMORTEM_SERVER_CHILD: '1' } };
     if (SETPRIV) {
@@ -233,6 +250,7 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
     c.on('error', (e) => logger.error(`server process: ${e.message}`));
     c.once('exit', (code, signal) => onChildExit(c, code, signal));
     pending = 0;
+    counters = { ...counters, clients: 0 }; // a new child has no viewer yet
     post(c, { t: 'init', config });
     if (lastSnapshot) post(c, { t: 'snapshot', s: lastSnapshot });
     pushState(true, c);
@@ -331,7 +349,15 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
         listening?.reject(Object.assign(new Error(m.message), { code: m.code }));
         listening = undefined;
         return;
-      case 'counters': counters = m.c; return;
+      case 'counters': {
+        const hadViewers = counters.clients > 0;
+        counters = m.c;
+        if (!hadViewers && counters.clients > 0 && heldDelta !== undefined) {
+          post(c, { t: 'delta', d: heldDelta }, true);
+          heldDelta = undefined;
+        }
+        return;
+      }
       case 'log': (logger[m.level] ?? logger.info)(`[server] ${m.msg}`, m.fields); return;
       case 'req': void answer(c, m); return;
       default: return;
@@ -373,7 +399,17 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
     get pid() { return child?.pid; },
     get droppedMessages() { return dropped; },
     get restarts() { return restarts; },
-    broadcastDelta(d) { pushState(); post(child, { t: 'delta', d }, true); },
+    get deltasNotSent() { return deltasHeld; },
+    broadcastDelta(d) {
+      pushState();
+      if (counters.clients === 0) {
+        heldDelta = d;
+        deltasHeld++;
+        return;
+      }
+      heldDelta = undefined;
+      post(child, { t: 'delta', d }, true);
+    },
     publishSnapshot(s) { lastSnapshot = s; post(child, { t: 'snapshot', s }, true); },
     broadcastDeath(d) { post(child, { t: 'death', d }); },
     broadcastBundleReady(i) { post(child, { t: 'bundleReady', i }); },
