@@ -82,6 +82,14 @@ export interface AgentOptions {
   thresholds: Thresholds;
 }
 
+/**
+ * Node flags the tracer process is started with (deploy/premortem.service, deploy/Dockerfile,
+ * `npm start`, the bench): a 4 MiB young generation. Node 20 lets each semi-space grow to
+ * 16 MiB under the agent's per-tick allocation; capped, RSS at 256 workers fell by ~30 MiB
+ * (docs/BENCHMARKS.md, footprint). The server process sets its own (agent/server/process.ts).
+ */
+export const TRACER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
+
 export const DEFAULT_THRESHOLDS: Thresholds = {
   runqP99Us: 50_000,
   memoryNearLimitRatio: 0.9,

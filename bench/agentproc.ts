@@ -9,6 +9,7 @@ import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { WebSocket } from 'ws';
+import { TRACER_NODE_FLAGS } from '../agent/config';
 import { loadCodec } from '../proto/node';
 import type { ServerMessage } from '../proto/codec';
 import { killGroup, onCleanup, output, start, waitFor } from './lib';
@@ -77,7 +78,8 @@ export async function startAgent(o: AgentOpts): Promise<AgentProc> {
     ...(o.windowS ? ['--window-s', String(o.windowS)] : []),
     ...(o.bundleWindowS ? ['--bundle-window-s', String(o.bundleWindowS)] : []),
     ...(o.extra ?? [])];
-  const child = start(process.execPath, [...(o.nodeArgs ?? []), ...args], o.env ? { env: { ...process.env, ...o.env } } : {});
+  // Started as the unit starts it: the agent's node flags first.
+  const child = start(process.execPath, [...TRACER_NODE_FLAGS, ...(o.nodeArgs ?? []), ...args], o.env ? { env: { ...process.env, ...o.env } } : {});
   const out = output(child);
   let url: string | undefined;
   if (o.server !== false) url = (await out.wait(/premortem viewer: (http:\/\/\S+)/, 30000))[1];

@@ -12,6 +12,7 @@ import * as http from 'http';
 import * as net from 'net';
 import * as path from 'path';
 import { parseArgs, runOptions } from '../../agent/cli';
+import { TRACER_NODE_FLAGS } from '../../agent/config';
 import { allowedSyscalls, parseUnit, serviceValue, syscallGroups } from '../helpers/unit-file';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -194,8 +195,8 @@ describe('container image (deploy/Dockerfile)', () => {
 
   test("the entrypoint is the package's agent on the node the unit names", () => {
     const entry = JSON.parse(final.find((i) => i.op === 'ENTRYPOINT')!.arg) as string[];
-    expect(entry).toEqual(execStart.slice(0, 2));
-    expect(entry[1]).toBe('/usr/lib/premortem/bin/premortem'); // bin/premortem of this repository, installed by the .deb
+    expect(entry).toEqual(execStart.slice(0, 2 + TRACER_NODE_FLAGS.length));
+    expect(entry[entry.length - 1]).toBe('/usr/lib/premortem/bin/premortem'); // bin/premortem of this repository, installed by the .deb
     expect(fs.existsSync(path.join(ROOT, 'bin', 'premortem'))).toBe(true);
   });
 });
@@ -222,8 +223,11 @@ describe('systemd unit', () => {
   });
 
   test('ExecStart: the node binary by absolute path, the packaged agent, a command line the CLI accepts', () => {
-    const [node, agent, ...args] = execStart;
+    const [node, ...rest] = execStart;
+    const flags = rest.slice(0, TRACER_NODE_FLAGS.length);
+    const [agent, ...args] = rest.slice(TRACER_NODE_FLAGS.length);
     expect(node).toBe('/usr/bin/node');
+    expect(flags).toEqual(TRACER_NODE_FLAGS); // the agent's V8 flags, as the bench measured it
     expect(agent).toBe('/usr/lib/premortem/bin/premortem');
     const o = runOptions(parseArgs(args));
     expect(o.dataDir).toBe(`/var/lib/${one('StateDirectory')}`);
