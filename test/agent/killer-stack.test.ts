@@ -10,11 +10,9 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { pathToFileURL } from 'url';
-import { chromium } from 'playwright-core';
-import { exportBundle } from '../../agent/export/html';
 import type { Bundle, Death } from '../../proto/codec';
 import { useTestAgent } from '../helpers/agent';
+import { withExportPage } from '../helpers/export-page';
 import { exited, killGroup, printed, start, waitFor, waitForAsync } from '../helpers/procs';
 import { freePort, get, gunicorn, ready, workersOf } from '../helpers/services';
 import { pyenvPython } from '../helpers/python';
@@ -133,13 +131,7 @@ test('the HTML export (the viewer\'s post-mortem page) shows who sent it and the
   expect(timedOut).toBeDefined(); // from the gunicorn test above
   const { bundle, line } = timedOut!;
   const file = path.join(t.app.dir, `report-${bundle.id}.html`);
-  fs.writeFileSync(file, exportBundle(bundle));
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(pathToFileURL(file).toString());
+  await withExportPage(bundle, file, async (page) => {
     await page.waitForSelector('[data-testid="pystack"]', { timeout: 15_000 });
     expect(await page.getAttribute('[data-testid="killer"]', 'data-role')).toBe('master');
     expect(await page.textContent('[data-testid="killer"]')).toContain('timeout');
@@ -149,8 +141,5 @@ test('the HTML export (the viewer\'s post-mortem page) shows who sent it and the
     expect(first.slice(0, 2)).toEqual(['slow_report', 'report']); // innermost first
     fs.mkdirSync(path.join(ROOT, 'test', 'artifacts'), { recursive: true });
     await page.screenshot({ path: path.join(ROOT, 'test', 'artifacts', 'postmortem-why.png'), fullPage: true });
-    expect(errors).toEqual([]);
-  } finally {
-    await browser.close();
-  }
+  });
 }, 60_000);

@@ -7,11 +7,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { pathToFileURL } from 'url';
-import { chromium } from 'playwright-core';
 import { formatBundle } from '../../agent/cli/format';
-import { exportBundle } from '../../agent/export/html';
 import { useTestAgent } from '../helpers/agent';
+import { withExportPage } from '../helpers/export-page';
 import { killGroup, waitFor } from '../helpers/procs';
 import { freePort, get, gunicorn, ready, workersOf } from '../helpers/services';
 import { createSlowDisk, SlowDisk } from '../helpers/slow-disk';
@@ -98,13 +96,7 @@ test('a sync worker blocked on slow disk reads past --timeout: its last seconds 
 
   // The post-mortem page (here the self-contained HTML export, offline in a real browser) shows both.
   const file = path.join(harness.dataDir, 'report.html');
-  fs.writeFileSync(file, exportBundle(bundle));
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu'] });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(pathToFileURL(file).toString());
+  await withExportPage(bundle, file, async (page) => {
     await page.waitForSelector('[data-testid="why-time"]', { timeout: 15_000 });
     const blocked = await page.textContent('[data-testid="why-time"] tr[data-class="blockedIoNs"]');
     expect(blocked).toMatch(new RegExp(`blocked \\(D state\\)\\d+\\.\\d s\\d+ %${disk.name}, \\d+ block requests`));
@@ -112,8 +104,5 @@ test('a sync worker blocked on slow disk reads past --timeout: its last seconds 
     expect(await page.textContent('[data-testid="request"]')).toMatch(/^GET \/reportHTTP\/1\.1 · query droppedrunning \d+\.\d s/);
     fs.mkdirSync(path.join(__dirname, '..', 'artifacts'), { recursive: true });
     await page.screenshot({ path: path.join(__dirname, '..', 'artifacts', 'why-postmortem.png'), fullPage: false });
-    expect(errors).toEqual([]);
-  } finally {
-    await browser.close();
-  }
+  });
 }, 90_000);
