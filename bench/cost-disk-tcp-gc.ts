@@ -10,9 +10,7 @@
  * The sysctl is restored afterwards. Not a test: run as root,
  * `node dist/bench/cost-disk-tcp-gc.js` after `npm run build`.
  */
-import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { loadAddon } from '../agent/native';
@@ -20,6 +18,8 @@ import { decodeBatch } from '../agent/records';
 import '../agent/probes';
 import { TcpWatcher } from '../agent/probes/tcp';
 import { attachGcProbes, readGcStats } from '../agent/probes/pygc';
+import { bpfName, progStats, ProgStat } from './bpfstats';
+import { freePort, killGroup, output, run, start } from './lib';
 
 const LOAD_SECONDS = 5;
 const SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
@@ -29,66 +29,8 @@ const PROGRAMS: Record<string, string[]> = {
   pygc: ['gc_start', 'gc_done'],
 };
 
-interface ProgStat { id: number; name: string; runTimeNs: number; runCnt: number }
-
-function progStats(): Map<number, ProgStat> {
-  const out = new Map<number, ProgStat>();
-  const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 }));
-  for (const p of all)
-    out.set(p.id, { id: p.id, name: p.name ?? '', runTimeNs: p.run_time_ns ?? 0, runCnt: p.run_cnt ?? 0 });
-  return out;
-}
-
-/** BPF names are cut to 15 characters. */
-const bpfName = (n: string) => n.slice(0, 15);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (out += d));
-    c.once('error', reject);
-    c.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}: ${out.slice(-300)}`))));
-  });
-}
-
-function waitOutput(c: ChildProcess, re: RegExp, ms = 10000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const t = setTimeout(() => reject(new Error(`no ${re} in ${ms} ms: ${buf.slice(-300)}`)), ms);
-    const on = (d: Buffer) => {
-      buf += d;
-      if (re.test(buf)) { clearTimeout(t); resolve(); }
-    };
-    c.stdout?.on('data', on);
-    c.stderr?.on('data', on);
-  });
-}
-
-function killTree(c: ChildProcess): void {
-  const pid = c.pid!;
-  try {
-    for (const tid of fs.readdirSync(`/proc/${pid}/task`))
-      for (const k of fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean))
-        try { process.kill(Number(k), 'SIGKILL'); } catch { /* gone */ }
-  } catch { /* gone */ }
-  try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-}
-
 async function wrk(port: number): Promise<number> {
-  const out = await run('wrk', ['-t2', '-c32', `-d${LOAD_SECONDS}s`, `http://127.0.0.1:${port}/`]);
+  const out = await run('wrk', ['-t2', '-c32', `-d${LOAD_SECONDS}s`, `http://127.0.0.1:${port}/`], (LOAD_SECONDS + 30) * 1000);
   const m = out.match(/Requests\/sec:\s+([\d.]+)/);
   return m ? Number(m[1]) : NaN;
 }
@@ -104,8 +46,8 @@ print('done %.6f' % (time.perf_counter() - t), flush=True)
 `;
 
 async function gcRun(tracer: InstanceType<ReturnType<typeof loadAddon>['Tracer']> | null): Promise<{ seconds: number; collections: number }> {
-  const c = spawn('/usr/bin/python3.11', ['-c', GC_SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] });
-  await waitOutput(c, /ready/);
+  const c = start('/usr/bin/python3.11', ['-c', GC_SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] });
+  await output(c).wait(/ready/, 10000);
   let links: number[] = [];
   if (tracer) {
     tracer.track(c.pid!);
@@ -132,12 +74,11 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(appDir, 'app.py'),
     "def app(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'ok\\n']\n");
   const port = await freePort();
-  const gunicorn = spawn('/usr/bin/gunicorn', ['-w', '2', '-b', `127.0.0.1:${port}`, '--chdir', appDir, 'app:app'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
+  const gunicorn = start('/usr/bin/gunicorn', ['-w', '2', '-b', `127.0.0.1:${port}`, '--chdir', appDir, 'app:app']);
   let tracer: InstanceType<ReturnType<typeof loadAddon>['Tracer']> | null = null;
   const phases: Record<string, Map<number, ProgStat>> = {};
   try {
-    await waitOutput(gunicorn, /Booting worker.*\n[^]*Booting worker/);
+    await output(gunicorn).wait(/Booting worker.*\n[^]*Booting worker/, 10000);
     await wrk(port); // warm-up: the first run is slower whatever is attached
     const baselineRps = await wrk(port);
     const baseGc = [await gcRun(null), await gcRun(null)].sort((a, b) => a.seconds - b.seconds)[0];
@@ -204,7 +145,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(summary, null, 2));
   } finally {
     tracer?.close();
-    killTree(gunicorn);
+    await killGroup(gunicorn);
     fs.writeFileSync(SYSCTL, previous);
     fs.rmSync(appDir, { recursive: true, force: true });
     fs.rmSync(ddFile, { force: true });

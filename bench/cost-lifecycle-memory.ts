@@ -10,50 +10,32 @@
  *
  * Run: node dist/bench/cost-lifecycle-memory.js   (root; after npm run build)
  */
-import { execFileSync, spawn } from 'child_process';
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import { loadAddon, Tracer } from '../agent/native';
 import { decodeBatch } from '../agent/records';
 import '../agent/probes';
+import { bpfName, progStats, ProgStat } from './bpfstats';
+import { bpfObjectsOf } from './lib';
 
 const SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
 const PROGRAMS = ['sched_process_fork', 'sched_process_exec', 'sched_process_exit', 'signal_generate',
   'mark_victim', 'page_fault_user', 'page_fault_kernel', 'rss_stat'];
 
-interface ProgStat { runTimeNs: number; runCnt: number }
-
-/** Ids of the BPF programs this process holds (from /proc/self/fdinfo). */
-function ownProgIds(): Set<number> {
-  const ids = new Set<number>();
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    try {
-      if (fs.readlinkSync(`/proc/self/fd/${fd}`) !== 'anon_inode:bpf-prog') continue;
-      const m = /^prog_id:\s+(\d+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
-      if (m) ids.add(Number(m[1]));
-    } catch {
-      /* fd closed meanwhile */
-    }
-  }
-  return ids;
-}
-
-/** Our programs' counters (names may be cut at 15 characters on older kernels). */
-function progStats(): Map<string, ProgStat> {
-  const own = ownProgIds();
-  const progs = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j']).toString()) as Array<{
-    id: number; name?: string; run_time_ns?: number; run_cnt?: number;
-  }>;
+/** Our programs' counters, by full name (names may be cut at 15 characters on older kernels). */
+function ownProgStats(): Map<string, ProgStat> {
+  const own = bpfObjectsOf(process.pid).progs;
   const out = new Map<string, ProgStat>();
-  for (const p of progs) {
+  for (const p of progStats().values()) {
     if (!own.has(p.id) || !p.name) continue;
-    const full = PROGRAMS.find((n) => n === p.name || n.slice(0, 15) === p.name);
-    if (full) out.set(full, { runTimeNs: p.run_time_ns ?? 0, runCnt: p.run_cnt ?? 0 });
+    const full = PROGRAMS.find((n) => n === p.name || bpfName(n) === p.name);
+    if (full) out.set(full, p);
   }
   return out;
 }
 
 async function phase(name: string, tracked: boolean, tracer: Tracer): Promise<void> {
-  const before = progStats();
+  const before = ownProgStats();
   // Memory workload: a process touching 256 MiB, tracked or not.
   const py = spawn('/usr/bin/python3.11', ['-c', [
     'import sys, mmap',
@@ -69,7 +51,7 @@ async function phase(name: string, tracked: boolean, tracer: Tracer): Promise<vo
   if (tracked) tracer.track(py.pid!, 0, 1);
   py.stdin!.end('go\n');
   await new Promise((r) => py.once('exit', r));
-  const after = progStats();
+  const after = ownProgStats();
   const cols: string[] = [];
   for (const prog of PROGRAMS) {
     const a = after.get(prog), b = before.get(prog);

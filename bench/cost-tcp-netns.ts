@@ -12,12 +12,15 @@
  * (docs/CONTAINERS.md). Not a test: root, `node dist/bench/cost-tcp-netns.js
  * [seconds]`; prints one JSON object. The sysctl is restored afterwards.
  */
-import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { loadAddon, addonPath } from '../agent/native';
 import { TcpWatcher } from '../agent/probes/tcp';
+// Only what bench/lib.ts has offered since its first version (not ./bpfstats): this
+// compiled file also runs from an older build's dist/ (docs/CONTAINERS.md).
+import { killGroup, output, run, start } from './lib';
 
 const SECONDS = Number(process.argv[2] ?? 5);
 const SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
@@ -26,43 +29,12 @@ const PORT = 8000;
 
 interface ProgStat { id: number; name: string; runTimeNs: number; runCnt: number }
 
+/** bench/bpfstats.ts's progStats, kept here: see the import of ./lib above. */
 function progStats(): Map<number, ProgStat> {
   const out = new Map<number, ProgStat>();
   for (const p of JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })))
     out.set(p.id, { id: p.id, name: p.name ?? '', runTimeNs: p.run_time_ns ?? 0, runCnt: p.run_cnt ?? 0 });
   return out;
-}
-
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (out += d));
-    c.once('error', reject);
-    c.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}: ${out.slice(-300)}`))));
-  });
-}
-
-function waitOutput(c: ChildProcess, re: RegExp, ms = 15000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const t = setTimeout(() => reject(new Error(`no ${re} in ${ms} ms: ${buf.slice(-300)}`)), ms);
-    const on = (d: Buffer) => {
-      buf += d;
-      if (re.test(buf)) { clearTimeout(t); resolve(); }
-    };
-    c.stdout?.on('data', on);
-    c.stderr?.on('data', on);
-  });
-}
-
-function killTree(c: ChildProcess): void {
-  try {
-    for (const k of fs.readFileSync(`/proc/${c.pid}/task/${c.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean))
-      try { process.kill(Number(k), 'SIGKILL'); } catch { /* gone */ }
-  } catch { /* gone */ }
-  try { process.kill(c.pid!, 'SIGKILL'); } catch { /* gone */ }
 }
 
 interface Place { name: string; prefix: string[]; netns?: number; cleanup(): void }
@@ -84,12 +56,12 @@ function place(kind: 'host' | 'netns'): Place {
 
 async function measure(tracer: InstanceType<ReturnType<typeof loadAddon>['Tracer']>, ids: Map<string, number>, where: Place, appDir: string) {
   const [cmd, ...pre] = [...where.prefix, '/usr/bin/python3', '/usr/bin/gunicorn', '-w', '2', '-b', `127.0.0.1:${PORT}`, '--chdir', appDir, 'app:app'];
-  const g = spawn(cmd, [...pre], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const g = start(cmd, [...pre]);
   try {
-    await waitOutput(g, /Booting worker.*\n[^]*Booting worker/);
+    await output(g).wait(/Booting worker.*\n[^]*Booting worker/, 15000);
     const w = new TcpWatcher(tracer);
     w.watch({ port: PORT, serviceId: 1, netns: where.netns, pid: g.pid });
-    const wrk = (s: number) => run(where.prefix[0] ?? 'wrk', [...(where.prefix.length ? [...where.prefix.slice(1), 'wrk'] : []), '-t2', '-c32', `-d${s}s`, `http://127.0.0.1:${PORT}/`]);
+    const wrk = (s: number) => run(where.prefix[0] ?? 'wrk', [...(where.prefix.length ? [...where.prefix.slice(1), 'wrk'] : []), '-t2', '-c32', `-d${s}s`, `http://127.0.0.1:${PORT}/`], (s + 30) * 1000);
     await wrk(1); // warm-up
     const before = progStats();
     const out = await wrk(SECONDS);
@@ -104,7 +76,7 @@ async function measure(tracer: InstanceType<ReturnType<typeof loadAddon>['Tracer
     w.unwatch(PORT, where.netns);
     return { rps: Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1]), watchedTransitions: st.transitions, programs: rows };
   } finally {
-    killTree(g);
+    await killGroup(g);
   }
 }
 

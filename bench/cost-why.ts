@@ -16,12 +16,12 @@
  * Writes bench/results/cost-why-<time>.json. Root; the sysctl is restored.
  * Also a step of `npm run bench` (--only why), reported in its Markdown.
  */
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { startAgent } from './agentproc';
 import { buildBase, mergeBase } from './base-build';
 import { bpfObjectsOf, cleanupAll, cpuMeter, installSignalCleanup, killGroup, log, median, output, processTree, round, rssBytes, setSysctl, sleep, start, wrk } from './lib';
+import { progStats } from './bpfstats';
 import { appDir, gunicornFlask } from './services';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -33,14 +33,6 @@ const HOOKS: Record<string, string> = {
   sched_wakeup_ne: 'sched_wakeup_new', sock_recv_lengt: 'sock_recv_length', sock_send_lengt: 'sock_send_length',
   block_io_start: 'block_io_start', block_rq_issue: 'block_rq_issue', block_rq_complet: 'block_rq_complete', block_rq_comple: 'block_rq_complete',
 };
-
-interface ProgStat { name: string; runTimeNs: number; runCnt: number }
-function progStats(): Map<number, ProgStat> {
-  const out = new Map<number, ProgStat>();
-  const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as Array<{ id: number; name?: string; run_time_ns?: number; run_cnt?: number }>;
-  for (const p of all) out.set(p.id, { name: p.name ?? '', runTimeNs: p.run_time_ns ?? 0, runCnt: p.run_cnt ?? 0 });
-  return out;
-}
 
 function parse(argv: string[]) {
   const val = (f: string) => { const i = argv.indexOf(f); return i >= 0 ? argv[i + 1] : undefined; };

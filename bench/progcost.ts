@@ -14,11 +14,11 @@
  *     RSS changes, GC probes (USDT: run_time_ns does not see the uprobe trap).
  * run_time_ns excludes the tracepoint's own dispatch, for both sides alike.
  */
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { startAgent, waitTracked } from './agentproc';
 import { bpfObjectsOf, ensureTracefs, killGroup, log, output, round, run, setSysctl, sleep, start, waitFor, wrk } from './lib';
+import { progStats } from './bpfstats';
 import { AppDir, gunicornFlask } from './services';
 
 const SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
@@ -37,15 +37,6 @@ export interface ProgCostResult {
   programs: ProgCost[];
   /** Sum over every premortem program on one scheduler hook: the cost of that hook's event. */
   schedulerHooks: Array<{ hook: string; premortemNsPerEvent: number | null; premortemPrograms: string[]; libbpfToolsNsPerEvent: number | null; libbpfToolsPrograms: string[] }>;
-}
-
-interface ProgStat { id: number; name: string; runTimeNs: number; runCnt: number }
-
-function progStats(): Map<number, ProgStat> {
-  const out = new Map<number, ProgStat>();
-  const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as Array<{ id: number; name?: string; run_time_ns?: number; run_cnt?: number }>;
-  for (const p of all) out.set(p.id, { id: p.id, name: p.name ?? '', runTimeNs: p.run_time_ns ?? 0, runCnt: p.run_cnt ?? 0 });
-  return out;
 }
 
 /** program name -> { probe, hook } from the sources: SEC("tp_btf/x") int BPF_PROG(name, ...). */

@@ -14,11 +14,12 @@
  * binaries: their run time lands in the deltas too (not in bpf_ns).
  * Not a test: `node dist/bench/pygc.js` as root after `npm run build`.
  */
-import { ChildProcess, execFileSync } from 'child_process';
+import { ChildProcess } from 'child_process';
 import { loadAddon, Tracer } from '../agent/native';
 import '../agent/probes';
 import { createPythonGc } from '../agent/python/gc';
 import { createLogger } from '../agent/log';
+import { progStats } from './bpfstats';
 import { bpfObjectsOf, cleanupAll, installSignalCleanup, log, median, round, setSysctl, start, waitFor } from './lib';
 
 const N = 100_000;
@@ -50,11 +51,9 @@ async function timed(exe: string, onReady: (c: ChildProcess) => void): Promise<n
 /** Run time of this process's programs named `names` (other agents on the host load programs of the same names). */
 function progRunTimes(names: string[]): Map<string, { ns: number; cnt: number }> {
   const mine = bpfObjectsOf(process.pid).progs;
-  const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as
-    Array<{ id: number; name?: string; run_time_ns?: number; run_cnt?: number }>;
   const out = new Map<string, { ns: number; cnt: number }>();
-  for (const p of all)
-    if (p.name && names.includes(p.name) && mine.has(p.id)) out.set(p.name, { ns: p.run_time_ns ?? 0, cnt: p.run_cnt ?? 0 });
+  for (const p of progStats().values())
+    if (names.includes(p.name) && mine.has(p.id)) out.set(p.name, { ns: p.runTimeNs, cnt: p.runCnt });
   return out;
 }
 

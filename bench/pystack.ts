@@ -25,7 +25,7 @@ import { createAgent } from '../agent/agent';
 import { createLogger } from '../agent/log';
 import { DEFAULTS } from '../agent/config';
 import { createStackSampler } from '../agent/python/stacks';
-import { cleanupAll, installSignalCleanup, log, percentile, round, sleep, start, waitFor, childrenOf } from './lib';
+import { cleanupAll, installSignalCleanup, killGroup, log, percentile, round, sleep, start, waitFor, childrenOf } from './lib';
 
 const WORKERS = Number(process.env.WORKERS ?? 256);
 const SECONDS = Number(process.env.SECONDS ?? 10);
@@ -125,7 +125,7 @@ async function regime(name: 'idle' | 'ticking'): Promise<Result> {
   const walked = walkedTimes.length;
   const cpuUs = cpu.user + cpu.system;
   sampler.close();
-  await killWorkers(master.pid!);
+  await killGroup(master); // the workers are in the master's process group
   return {
     regime: name, workers: workers.length, samples: times.length, walked, errors: st.errors - warm.errors,
     us_per_sample_p50: round(percentile(times, 50), 1), us_per_sample_p99: round(percentile(times, 99), 1),
@@ -137,13 +137,6 @@ async function regime(name: 'idle' | 'ticking'): Promise<Result> {
     cpu_pct_of_core: round((cpuUs / 1e6 / wallS) * 100, 2),
     cpu_us_per_worker_per_s: round(cpuUs / wallS / workers.length, 1),
   };
-}
-
-async function killWorkers(masterPid: number): Promise<void> {
-  for (const p of [...childrenOf(masterPid), masterPid]) {
-    try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
-  }
-  await sleep(200);
 }
 
 interface AgentRun {
@@ -205,7 +198,7 @@ async function agentRegime(name: 'idle' | 'ticking'): Promise<AgentRun[]> {
   try {
     return [await agentRun(name, 0), await agentRun(name, DEFAULTS.stackIntervalMs)];
   } finally {
-    await killWorkers(master.pid!);
+    await killGroup(master); // the workers are in the master's process group
   }
 }
 

@@ -31,6 +31,9 @@ const ENVIRONMENT = `environment:
 const EXIT_CODES = `exit status: ${EXIT.ok} success, ${EXIT.failure} failure (doctor: the agent cannot run here), ${EXIT.usage} usage error,
              ${EXIT.brokenPipe} output pipe closed early (as a process killed by SIGPIPE; nothing is printed)`;
 
+/** The end of every help text. */
+const FOOTER = ['', ENVIRONMENT, '', EXIT_CODES, ''];
+
 export function globalHelp(version: string): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;
   return [
@@ -44,11 +47,7 @@ export function globalHelp(version: string): string {
     '',
     'options of every command:',
     ...GLOBAL_OPTIONS.map(optionLine),
-    '',
-    ENVIRONMENT,
-    '',
-    EXIT_CODES,
-    '',
+    ...FOOTER,
   ].join('\n');
 }
 
@@ -65,11 +64,7 @@ export function commandHelp(c: CommandSpec): string {
     '',
     'examples:',
     ...c.examples.map((e) => `  ${e}`),
-    '',
-    ENVIRONMENT,
-    '',
-    EXIT_CODES,
-    '',
+    ...FOOTER,
   ].join('\n');
 }
 

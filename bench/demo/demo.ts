@@ -28,6 +28,7 @@ import * as path from 'path';
 import { cgroupMounts } from '../../agent/cgroup/memory';
 import { createLogger } from '../../agent/log';
 import { projectRoot } from '../../agent/native';
+import { freePort, sleep } from '../lib';
 import { runPremortem, type Running } from '../../agent/run';
 
 /** Limits of the demo (all bounded: the demo must never hurt the host). */
@@ -83,19 +84,6 @@ const FLEET_FILES = ['api.py', 'ingest.py', 'api_conf.py', 'hog.py'];
 const fleetSource = (file: string) => path.join(projectRoot(), 'bench', 'demo', file);
 
 // ---------------------------------------------------------------- helpers
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function say(line: string): void {
   process.stdout.write(`[demo] ${line}\n`);

@@ -7,103 +7,52 @@
  * give its pids inside the container, and carry all of it into the bundle,
  * `premortem show`, /metrics labels and OTLP attributes.
  */
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { createAgent, Agent } from '../../agent/agent';
 import { formatBundle } from '../../agent/cli/format';
-import { createLogger } from '../../agent/log';
 import { createMetrics, Metrics } from '../../agent/metrics';
 import { containerAttributes } from '../../agent/otlp';
 import { nsInode, readCgroups } from '../../agent/procfs';
-import type { Bundle, ServiceBucket } from '../../proto/codec';
-import { createBundleStore, BundleStore } from '../../agent/store';
+import type { ServiceBucket } from '../../proto/codec';
+import { useTestAgent } from '../helpers/agent';
+import { writeHoldApp } from '../helpers/hold-app';
 import { runContainer, TestContainer } from '../helpers/podman';
-import { printed, start, stopAll, waitFor } from '../helpers/procs';
-import { appDir, AppDir } from '../helpers/services';
+import { printed, start, waitFor } from '../helpers/procs';
 
 const PORT = 8000;
 const LEAKS = 12;
 
-const HOLD_APP = `
-import os
-from flask import Flask, request
-app = Flask(__name__)
-held = []
-
-@app.route("/hold")
-def hold():
-    held.append(os.dup(request.environ["gunicorn.socket"].fileno()))
-    return "held %d" % len(held)
-`;
-
-const CLIENT = `
-import socket, sys
-for i in range(int(sys.argv[1])):
-    s = socket.create_connection(('127.0.0.1', ${PORT}), timeout=30)
-    s.sendall(b'GET /hold HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n')
-    buf = b''
-    while b'held' not in buf:
-        d = s.recv(4096)
-        if not d:
-            break
-        buf += d
-    s.close()
-print('sent', flush=True)
-`;
-
-let app: AppDir;
-let dataDir: string;
-let store: BundleStore;
-let agent: Agent;
+const t = useTestAgent('podman', {}, { logLevel: 'warn' });
 let metrics: Metrics;
 let ctr: TestContainer | undefined;
-const bundles: Bundle[] = [];
 const startedMs = Date.now();
 
-beforeAll(async () => {
-  app = appDir('podman');
-  fs.writeFileSync(path.join(app.dir, 'holdapp.py'), HOLD_APP);
-  fs.writeFileSync(path.join(app.dir, 'client.py'), CLIENT);
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-podman-data-'));
-  store = createBundleStore({ dir: dataDir, logger: createLogger({ level: 'error' }) });
-  await store.ready();
-  agent = createAgent(
-    { port: null, dataDir, intervalMs: 500, windowMs: 120_000, bundleWindowMs: 60_000, match: app.match, autoDiscover: false, discoveryIntervalMs: 500 },
-    { store, logger: createLogger({ level: 'warn' }) },
-  );
-  agent.on('bundle', (_i, b) => bundles.push(b));
-  await agent.start();
-  metrics = createMetrics(agent);
+beforeAll(() => {
+  writeHoldApp(t.app.dir, PORT);
+  metrics = createMetrics(t.agent);
 });
 
-afterAll(async () => {
+afterAll(() => {
   metrics?.close();
-  await agent?.stop();
-  await store?.close();
-  await stopAll();
   ctr?.remove();
-  app?.remove();
-  fs.rmSync(dataDir, { recursive: true, force: true });
   console.log(`podman test: ${((Date.now() - startedMs) / 1000).toFixed(1)} s in all`);
 });
 
 test('gunicorn in a podman container: identity, namespaces and sockets seen from the host', async () => {
   const t0 = Date.now();
-  ctr = runContainer(`pm-ctr-${process.pid}`, ['/usr/bin/python3', '/usr/bin/gunicorn', '--chdir', app.dir, '-b', `127.0.0.1:${PORT}`,
-    '-w', '1', '--timeout', '120', 'holdapp:app'], [app.dir]);
+  ctr = runContainer(`pm-ctr-${process.pid}`, ['/usr/bin/python3', '/usr/bin/gunicorn', '--chdir', t.app.dir, '-b', `127.0.0.1:${PORT}`,
+    '-w', '1', '--timeout', '120', 'holdapp:app'], [t.app.dir]);
   console.log(`podman run: ${Date.now() - t0} ms`);
   // The cgroup podman made, as the host sees it: the cgroupfs driver's name.
   expect(Object.values(readCgroups(ctr.pid))).toContain(`/libpod_parent/libpod-${ctr.id}`);
 
-  const svc = await waitFor(() => agent.snapshot().services.find((s) => s.masterPid === ctr!.pid && s.ports.includes(PORT)), 20_000, 'the service inside the container');
+  const svc = await waitFor(() => t.agent.snapshot().services.find((s) => s.masterPid === ctr!.pid && s.ports.includes(PORT)), 20_000, 'the service inside the container');
   expect(svc.container).toEqual({
     runtime: 'podman', id: ctr.id, name: ctr.name, podUid: '', podName: '', podNamespace: '', containerName: '',
     cgroupDriver: 'cgroupfs', source: 'podman containers.json',
   });
   expect(svc).toMatchObject({ netNs: nsInode(ctr.pid, 'net'), ownNetNs: true, pidNs: nsInode(ctr.pid, 'pid'), ownPidNs: true });
   const ids = await waitFor(() => {
-    const ws = agent.snapshot().workers.filter((w) => w.identity?.serviceId === svc.id && w.state === 'alive').map((w) => w.identity!);
+    const ws = t.agent.snapshot().workers.filter((w) => w.identity?.serviceId === svc.id && w.state === 'alive').map((w) => w.identity!);
     return ws.length === 2 ? ws : undefined;
   }, 15_000, 'master and worker tracked');
   expect(ids.find((i) => i.role === 'master')?.nsPid).toBe(1);
@@ -112,9 +61,9 @@ test('gunicorn in a podman container: identity, namespaces and sockets seen from
   expect(worker.nsPid).not.toBe(worker.pid);
 
   // Sockets in the container's network namespace: a client run inside it (nsenter -n).
-  const client = start('/usr/bin/nsenter', ['-t', String(ctr.pid), '-n', '/usr/bin/python3', path.join(app.dir, 'client.py'), String(LEAKS)]);
+  const client = start('/usr/bin/nsenter', ['-t', String(ctr.pid), '-n', '/usr/bin/python3', path.join(t.app.dir, 'client.py'), 'hold', String(LEAKS)]);
   await printed(client, /sent/, 30_000);
-  const buckets = (): ServiceBucket[] => agent.history('', 0, Date.now() + 1000, { serviceId: svc.id }).serviceBuckets;
+  const buckets = (): ServiceBucket[] => t.agent.history('', 0, Date.now() + 1000, { serviceId: svc.id }).serviceBuckets;
   await waitFor(() => buckets().some((b) => (b.socketStates.CLOSE_WAIT ?? 0) === LEAKS), 10_000, `${LEAKS} in CLOSE_WAIT in the container`);
 
   const labels = metrics.families().find((f) => f.name === 'premortem_service_workers_alive')!.samples.find((s) => s.labels.container_id === ctr!.id)?.labels;
@@ -122,7 +71,7 @@ test('gunicorn in a podman container: identity, namespaces and sockets seen from
   expect(labels?.pod).toBeUndefined(); // not a pod: no empty pod labels either
 
   process.kill(worker.pid, 'SIGKILL');
-  const b = await waitFor(() => bundles.find((x) => x.worker?.pid === worker.pid), 20_000, 'the worker\'s bundle');
+  const b = await waitFor(() => t.bundles.find((x) => x.bundle.worker?.pid === worker.pid)?.bundle, 20_000, 'the worker\'s bundle');
   expect(b.service?.container).toEqual(svc.container);
   expect(b.worker?.nsPid).toBe(worker.nsPid);
   expect(b.verdict?.summary).toContain(`Inside its PID namespace the worker is pid ${worker.nsPid}`);

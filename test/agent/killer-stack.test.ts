@@ -9,45 +9,20 @@
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { pathToFileURL } from 'url';
-import { chromium } from 'playwright-core';
-import { createAgent, Agent } from '../../agent/agent';
-import { exportBundle } from '../../agent/export/html';
-import { createBundleStore, BundleStore } from '../../agent/store';
-import { createLogger } from '../../agent/log';
 import type { Bundle, Death } from '../../proto/codec';
-import { exited, killGroup, printed, start, stopAll, waitFor, waitForAsync } from '../helpers/procs';
-import { appDir, AppDir, freePort, get, gunicorn, ready, workersOf } from '../helpers/services';
+import { useTestAgent } from '../helpers/agent';
+import { withExportPage } from '../helpers/export-page';
+import { exited, killGroup, printed, start, waitFor, waitForAsync } from '../helpers/procs';
+import { freePort, get, gunicorn, ready, workersOf } from '../helpers/services';
 import { pyenvPython } from '../helpers/python';
+import { FLASK_STUCK, lineOf } from '../helpers/stuck-app';
 
 const ROOT = path.join(__dirname, '..', '..');
-let app: AppDir;
-let dataDir: string;
-let store: BundleStore;
-let agent: Agent;
-const deaths: Death[] = [];
+// Stacks at the default rate (1/s per worker): what a user runs.
+const t = useTestAgent('killer-stack', { windowMs: 60_000, bundleWindowMs: 30_000 });
 /** The gunicorn worker's post-mortem, for the export test. */
 let timedOut: { bundle: Bundle; file: string; line: number } | undefined;
-
-/** 1-based line of the first line of `src` containing `marker`. */
-const lineOf = (src: string, marker: string) => src.split('\n').findIndex((l) => l.includes(marker)) + 1;
-
-const FLASK_STUCK = [
-  'import time',
-  'from flask import Flask',
-  'app = Flask(__name__)',
-  '@app.route("/")',
-  'def index():',
-  '    return "ok"',
-  'def slow_report():',
-  '    time.sleep(3600)  # stuck here',
-  '    return "never"',
-  '@app.route("/report")',
-  'def report():',
-  '    return slow_report()',
-].join('\n');
 
 const PLAIN_STUCK = `
 import sys, time
@@ -63,51 +38,32 @@ class Handler(BaseHTTPRequestHandler):
 HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 `;
 
-beforeAll(async () => {
-  app = appDir('killer-stack');
-  fs.writeFileSync(path.join(app.dir, 'app.py'), FLASK_STUCK);
-  fs.writeFileSync(path.join(app.dir, 'plain.py'), PLAIN_STUCK);
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-killer-stack-data-'));
-  store = createBundleStore({ dir: dataDir, logger: createLogger({ level: 'error' }) });
-  await store.ready();
-  // Stacks at the default rate (1/s per worker): what a user runs.
-  agent = createAgent(
-    { port: null, dataDir, intervalMs: 500, windowMs: 60_000, bundleWindowMs: 30_000, match: app.match, autoDiscover: false, discoveryIntervalMs: 500 },
-    { store, logger: createLogger({ level: 'error' }) },
-  );
-  agent.on('death', (d: Death) => deaths.push(d));
-  await agent.start();
+beforeAll(() => {
+  fs.writeFileSync(path.join(t.app.dir, 'app.py'), FLASK_STUCK);
+  fs.writeFileSync(path.join(t.app.dir, 'plain.py'), PLAIN_STUCK);
 });
 
-afterAll(async () => {
-  await agent?.stop();
-  await store?.close();
-  await stopAll();
-  app?.remove();
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
-});
-
-const tracked = (pid: number) => waitFor(() => agent.snapshot().workers.some((w) => w.identity?.pid === pid && w.state === 'alive'), 15_000, `pid ${pid} tracked`);
+const tracked = (pid: number) => t.tracked(pid, 15_000);
 
 async function postmortemOf(pid: number): Promise<{ d: Death; bundle: Bundle }> {
-  const d = await waitFor(() => deaths.find((x) => x.identity?.pid === pid), 30_000, `the death of ${pid}`);
+  const d = await t.deathOf(pid, 30_000);
   expect(d.bundleId).not.toBe('');
-  await waitForAsync(async () => (await store.list()).some((i) => i.id === d.bundleId), 5000, 'the bundle on disk');
-  return { d, bundle: await store.read(d.bundleId) };
+  await waitForAsync(async () => (await t.store.list()).some((i) => i.id === d.bundleId), 5000, 'the bundle on disk');
+  return { d, bundle: await t.store.read(d.bundleId) };
 }
 
-const show = (id: string) => execFileSync(process.execPath, [path.join(ROOT, 'bin', 'premortem'), 'show', id, '--data-dir', dataDir], { encoding: 'utf8' });
+const show = (id: string) => execFileSync(process.execPath, [path.join(ROOT, 'bin', 'premortem'), 'show', id, '--data-dir', t.dataDir], { encoding: 'utf8' });
 
 test('a gunicorn sync worker (Debian python3.11) stuck in slow_report() past --timeout: the last stack, the frame in the verdict, the master and why', async () => {
   const port = await freePort();
-  const errorLog = path.join(app.dir, 'error.log');
-  const master = gunicorn(app, port, ['-w', '1', '--timeout', '3', '--error-logfile', errorLog]);
+  const errorLog = path.join(t.app.dir, 'error.log');
+  const master = gunicorn(t.app, port, ['-w', '1', '--timeout', '3', '--error-logfile', errorLog]);
   await ready(port);
   const [worker] = await workersOf(master, 1);
   await tracked(worker);
   get(port, '/report', 60_000).catch(() => undefined); // answered by nothing: the worker dies
   const { d, bundle } = await postmortemOf(worker);
-  const file = path.join(app.dir, 'app.py');
+  const file = path.join(t.app.dir, 'app.py');
   const line = lineOf(FLASK_STUCK, 'stuck here');
 
   const v = d.verdict!;
@@ -139,22 +95,22 @@ test('a gunicorn sync worker (Debian python3.11) stuck in slow_report() past --t
 
 test('a plain pyenv 3.13 server stuck in slow_report(), killed by an operator\'s shell on a pty: its stack, frame and the operator named', async () => {
   const port = await freePort();
-  const server = start(pyenvPython(13), [path.join(app.dir, 'plain.py'), String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = start(pyenvPython(13), [path.join(t.app.dir, 'plain.py'), String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   await ready(port);
   await tracked(server.pid!);
   get(port, '/report', 60_000).catch(() => undefined);
   await printed(server, /stuck/);
   // Stuck for 2.5 s, sampled at least twice meanwhile (one per second): its ring holds the stack for a second or more.
-  const from = agent.stackStats()!.samples;
+  const from = t.agent.stackStats()!.samples;
   const stuckAt = Date.now();
-  await waitFor(() => Date.now() - stuckAt >= 2500 && agent.stackStats()!.samples >= from + 2, 15_000, 'two more stack samples');
+  await waitFor(() => Date.now() - stuckAt >= 2500 && t.agent.stackStats()!.samples >= from + 2, 15_000, 'two more stack samples');
   // util-linux script(1) gives bash a pseudo-terminal: a person at a keyboard, as far as the kernel can tell.
   // The shell stays a moment, as an operator's does: the agent (in this process: no blocking call
   // here) reads it when the signal record arrives.
   const shell = start('script', ['-qec', `kill -KILL ${server.pid}; sleep 1; exit 0`, '/dev/null'], { env: { ...process.env, SHELL: '/bin/bash' }, stdio: 'ignore' });
   await exited(shell);
   const { d, bundle } = await postmortemOf(server.pid!);
-  const file = path.join(app.dir, 'plain.py');
+  const file = path.join(t.app.dir, 'plain.py');
   const line = lineOf(PLAIN_STUCK, 'stuck here');
 
   const v = d.verdict!;
@@ -174,14 +130,8 @@ test('a plain pyenv 3.13 server stuck in slow_report(), killed by an operator\'s
 test('the HTML export (the viewer\'s post-mortem page) shows who sent it and the stack, the named frame marked', async () => {
   expect(timedOut).toBeDefined(); // from the gunicorn test above
   const { bundle, line } = timedOut!;
-  const file = path.join(app.dir, `report-${bundle.id}.html`);
-  fs.writeFileSync(file, exportBundle(bundle));
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(pathToFileURL(file).toString());
+  const file = path.join(t.app.dir, `report-${bundle.id}.html`);
+  await withExportPage(bundle, file, async (page) => {
     await page.waitForSelector('[data-testid="pystack"]', { timeout: 15_000 });
     expect(await page.getAttribute('[data-testid="killer"]', 'data-role')).toBe('master');
     expect(await page.textContent('[data-testid="killer"]')).toContain('timeout');
@@ -191,8 +141,5 @@ test('the HTML export (the viewer\'s post-mortem page) shows who sent it and the
     expect(first.slice(0, 2)).toEqual(['slow_report', 'report']); // innermost first
     fs.mkdirSync(path.join(ROOT, 'test', 'artifacts'), { recursive: true });
     await page.screenshot({ path: path.join(ROOT, 'test', 'artifacts', 'postmortem-why.png'), fullPage: true });
-    expect(errors).toEqual([]);
-  } finally {
-    await browser.close();
-  }
+  });
 }, 60_000);

@@ -7,113 +7,38 @@
  * its own namespace and keep them apart everywhere: service timelines,
  * markers, post-mortem bundles and /metrics.
  */
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { createAgent, Agent } from '../../agent/agent';
-import { createLogger } from '../../agent/log';
 import { createMetrics, Metrics } from '../../agent/metrics';
-import type { Bundle, Death, Marker, Service, ServiceBucket } from '../../proto/codec';
-import { createBundleStore, BundleStore } from '../../agent/store';
+import type { Service, ServiceBucket } from '../../proto/codec';
+import { useTestAgent } from '../helpers/agent';
+import { writeHoldApp } from '../helpers/hold-app';
 import { createNetns, TestNetns } from '../helpers/netns';
-import { printed, sleep, start, stopAll, waitFor } from '../helpers/procs';
-import { appDir, AppDir, childrenOf } from '../helpers/services';
+import { printed, sleep, start, waitFor } from '../helpers/procs';
+import { childrenOf } from '../helpers/services';
 
 const PORT = 8000;
 const BACKLOG = 4;
 const LEAKS = 20;
 
-/** Flask app: /block/S holds the (single, sync) worker; /hold answers but keeps the connection open in the worker. */
-const NS_APP = `
-import os, time
-from flask import Flask, request
-app = Flask(__name__)
-held = []
-
-@app.route("/")
-def index():
-    return "ok"
-
-@app.route("/block/<int:seconds>")
-def block(seconds):
-    time.sleep(seconds)
-    return "done"
-
-@app.route("/hold")
-def hold():
-    # A dup of the client socket outlives gunicorn's close: no FIN from here, and the
-    # client's FIN leaves the connection in CLOSE_WAIT for as long as this worker lives.
-    held.append(os.dup(request.environ["gunicorn.socket"].fileno()))
-    return "held %d" % len(held)
-`;
-
-/** Clients run inside a namespace: N requests to /hold, each closed once answered; or N held /block requests. */
-const CLIENT = `
-import socket, sys, time
-mode, n = sys.argv[1], int(sys.argv[2])
-socks = []
-for i in range(n):
-    s = socket.create_connection(('127.0.0.1', ${PORT}), timeout=30)
-    if mode == 'hold':
-        s.sendall(b'GET /hold HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n')
-        buf = b''
-        while b'held' not in buf:
-            d = s.recv(4096)
-            if not d:
-                break
-            buf += d
-        s.close()
-    else:
-        s.sendall(b'GET /block/60 HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n')
-        socks.append(s)
-print('sent', flush=True)
-time.sleep(3600)
-`;
-
-let app: AppDir;
-let dataDir: string;
-let store: BundleStore;
-let agent: Agent;
+const t = useTestAgent('netns', { thresholds: { closeWaitGrowth: 10, closeWaitWindowS: 3 } }, { logLevel: 'warn' });
 let metrics: Metrics;
 const spaces: TestNetns[] = [];
-const markers: Marker[] = [];
-const deaths: Death[] = [];
-const bundles: Bundle[] = [];
 
-beforeAll(async () => {
-  app = appDir('netns');
-  fs.writeFileSync(path.join(app.dir, 'nsapp.py'), NS_APP);
-  fs.writeFileSync(path.join(app.dir, 'client.py'), CLIENT);
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-netns-data-'));
-  store = createBundleStore({ dir: dataDir, logger: createLogger({ level: 'error' }) });
-  await store.ready();
-  agent = createAgent(
-    { port: null, dataDir, intervalMs: 500, windowMs: 120_000, bundleWindowMs: 60_000, match: app.match, autoDiscover: false,
-      discoveryIntervalMs: 500, thresholds: { closeWaitGrowth: 10, closeWaitWindowS: 3 } },
-    { store, logger: createLogger({ level: 'warn' }) },
-  );
-  agent.on('tick', (t) => markers.push(...t.markers));
-  agent.on('death', (d) => deaths.push(d));
-  agent.on('bundle', (_i, b) => bundles.push(b));
-  await agent.start();
-  metrics = createMetrics(agent);
+beforeAll(() => {
+  writeHoldApp(t.app.dir, PORT);
+  metrics = createMetrics(t.agent);
 });
 
-afterAll(async () => {
+afterAll(() => {
   metrics?.close();
-  await agent?.stop();
-  await store?.close();
-  await stopAll();
   for (const ns of spaces) ns.remove();
-  app?.remove();
-  fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-const inNs = (ns: TestNetns, cmd: string, args: string[]) => start(ns.prefix[0], [...ns.prefix.slice(1), cmd, ...args], { cwd: app.dir });
+const inNs = (ns: TestNetns, cmd: string, args: string[]) => start(ns.prefix[0], [...ns.prefix.slice(1), cmd, ...args], { cwd: t.app.dir });
 const gunicornIn = (ns: TestNetns, args: string[]) =>
-  inNs(ns, '/usr/bin/python3', ['/usr/bin/gunicorn', '--chdir', app.dir, '-b', `127.0.0.1:${PORT}`, '-w', '1', '--timeout', '120', ...args, 'nsapp:app']);
+  inNs(ns, '/usr/bin/python3', ['/usr/bin/gunicorn', '--chdir', t.app.dir, '-b', `127.0.0.1:${PORT}`, '-w', '1', '--timeout', '120', ...args, 'holdapp:app']);
 
-const serviceBuckets = (s: Service): ServiceBucket[] => agent.history('', 0, Date.now() + 1000, { serviceId: s.id }).serviceBuckets;
+const serviceBuckets = (s: Service): ServiceBucket[] => t.agent.history('', 0, Date.now() + 1000, { serviceId: s.id }).serviceBuckets;
 const maxOf = (bs: ServiceBucket[], f: (b: ServiceBucket) => number) => Math.max(0, ...bs.map(f));
 
 test('two services on :8000 in two network namespaces: a full backlog and a CLOSE_WAIT leak land each on its own', async () => {
@@ -126,7 +51,7 @@ test('two services on :8000 in two network namespaces: a full backlog and a CLOS
   await Promise.all([printed(ga, /Booting worker/), printed(gb, /Booting worker/)]);
 
   const [sa, sb] = await waitFor(() => {
-    const ss = agent.snapshot().services;
+    const ss = t.agent.snapshot().services;
     const x = ss.find((s) => s.masterPid === ga.pid && s.ports.includes(PORT));
     const y = ss.find((s) => s.masterPid === gb.pid && s.ports.includes(PORT));
     return x && y ? [x, y] : undefined;
@@ -136,22 +61,22 @@ test('two services on :8000 in two network namespaces: a full backlog and a CLOS
   await waitFor(() => serviceBuckets(sa).length >= 4 && serviceBuckets(sb).length >= 4, 10_000, 'a few calm buckets');
 
   // A: one worker blocked, more clients than the accept queue holds.
-  const fill = inNs(a, '/usr/bin/python3', [path.join(app.dir, 'client.py'), 'block', String(3 * BACKLOG)]);
+  const fill = inNs(a, '/usr/bin/python3', [path.join(t.app.dir, 'client.py'), 'block', String(3 * BACKLOG)]);
   // B: connections answered and closed by the client, never by the server.
-  const leak = inNs(b, '/usr/bin/python3', [path.join(app.dir, 'client.py'), 'hold', String(LEAKS)]);
+  const leak = inNs(b, '/usr/bin/python3', [path.join(t.app.dir, 'client.py'), 'hold', String(LEAKS)]);
   await printed(leak, /sent/, 30_000);
   void fill;
 
-  const fullA = await waitFor(() => markers.find((m) => m.kind === 'backlog-full' && m.serviceId === sa.id), 20_000, 'backlog-full on A');
+  const fullA = await waitFor(() => t.markers.find((m) => m.kind === 'backlog-full' && m.serviceId === sa.id), 20_000, 'backlog-full on A');
   expect(fullA.numbers).toMatchObject({ max: BACKLOG, port: PORT });
-  const cwB = await waitFor(() => markers.find((m) => m.kind === 'close-wait-growing' && m.serviceId === sb.id), 20_000, 'close-wait-growing on B');
+  const cwB = await waitFor(() => t.markers.find((m) => m.kind === 'close-wait-growing' && m.serviceId === sb.id), 20_000, 'close-wait-growing on B');
   expect(cwB.numbers.to).toBeGreaterThanOrEqual(10);
   await waitFor(() => maxOf(serviceBuckets(sb), (x) => x.socketStates.CLOSE_WAIT ?? 0) >= LEAKS, 10_000, `${LEAKS} in CLOSE_WAIT on B`);
   await sleep(1000); // a few more buckets: nothing may cross over meanwhile either
 
   // Markers: nothing of A's trouble on B, nothing of B's on A.
-  expect(markers.filter((m) => m.serviceId === sb.id && /^backlog/.test(m.kind))).toEqual([]);
-  expect(markers.filter((m) => m.serviceId === sa.id && m.kind === 'close-wait-growing')).toEqual([]);
+  expect(t.markers.filter((m) => m.serviceId === sb.id && /^backlog/.test(m.kind))).toEqual([]);
+  expect(t.markers.filter((m) => m.serviceId === sa.id && m.kind === 'close-wait-growing')).toEqual([]);
   // Timelines: each service's sockets and queue are its namespace's.
   const ta = serviceBuckets(sa), tb = serviceBuckets(sb);
   expect(maxOf(ta, (x) => x.backlogMax)).toBe(BACKLOG);
@@ -176,9 +101,9 @@ test('two services on :8000 in two network namespaces: a full backlog and a CLOS
   const [wb] = childrenOf(gb.pid!);
   process.kill(wa, 'SIGKILL');
   process.kill(wb, 'SIGKILL');
-  const ba = await waitFor(() => bundles.find((x) => x.worker?.pid === wa), 20_000, 'the bundle of A\'s worker');
-  const bb = await waitFor(() => bundles.find((x) => x.worker?.pid === wb), 20_000, 'the bundle of B\'s worker');
-  expect(deaths.find((d) => d.identity?.pid === wa)?.verdict?.kind).toBe('killed-by-other');
+  const ba = await waitFor(() => t.bundles.find((x) => x.bundle.worker?.pid === wa)?.bundle, 20_000, 'the bundle of A\'s worker');
+  const bb = await waitFor(() => t.bundles.find((x) => x.bundle.worker?.pid === wb)?.bundle, 20_000, 'the bundle of B\'s worker');
+  expect(t.deaths.find((d) => d.identity?.pid === wa)?.verdict?.kind).toBe('killed-by-other');
   expect([ba.service?.id, ba.service?.netNs, bb.service?.id, bb.service?.netNs]).toEqual([sa.id, a.inode, sb.id, b.inode]);
   expect(ba.markers.some((m) => m.kind === 'backlog-full')).toBe(true);
   expect(ba.markers.some((m) => m.kind === 'close-wait-growing')).toBe(false);
@@ -189,9 +114,9 @@ test('two services on :8000 in two network namespaces: a full backlog and a CLOS
   expect(maxOf(bb.serviceBuckets, (x) => x.socketStates.CLOSE_WAIT ?? 0)).toBe(LEAKS);
   expect(ba.serviceBuckets.every((x) => x.serviceId === sa.id) && bb.serviceBuckets.every((x) => x.serviceId === sb.id)).toBe(true);
   // What is written to disk reads back the same.
-  expect((await store.read(bundleIdOf(wa))).service?.netNs).toBe(a.inode);
+  expect((await t.store.read(bundleIdOf(wa))).service?.netNs).toBe(a.inode);
 });
 
 function bundleIdOf(pid: number): string {
-  return deaths.find((d) => d.identity?.pid === pid)!.bundleId;
+  return t.deaths.find((d) => d.identity?.pid === pid)!.bundleId;
 }

@@ -6,33 +6,22 @@
  * device named) and names the request it was serving, query string dropped.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { createAgent, Agent } from '../../agent/agent';
-import { createLogger } from '../../agent/log';
-import type { Death } from '../../proto/codec';
-import { createBundleStore, BundleStore } from '../../agent/store';
-import { pathToFileURL } from 'url';
-import { chromium } from 'playwright-core';
 import { formatBundle } from '../../agent/cli/format';
-import { exportBundle } from '../../agent/export/html';
-import { killGroup, stopAll, waitFor } from '../helpers/procs';
-import { appDir, AppDir, freePort, get, gunicorn, ready, workersOf } from '../helpers/services';
+import { useTestAgent } from '../helpers/agent';
+import { withExportPage } from '../helpers/export-page';
+import { killGroup, waitFor } from '../helpers/procs';
+import { freePort, get, gunicorn, ready, workersOf } from '../helpers/services';
 import { createSlowDisk, SlowDisk } from '../helpers/slow-disk';
 
 const TIMEOUT_S = 4;
-let app: AppDir;
+const harness = useTestAgent('whydisk', { windowMs: 60_000, bundleWindowMs: 30_000 });
 let disk: SlowDisk;
-let dataDir: string;
-let store: BundleStore;
-let agent: Agent;
-const deaths: Death[] = [];
 
 beforeAll(async () => {
-  app = appDir('whydisk');
   disk = createSlowDisk('whydisk', { iops: 5 });
   // A report that reads the slow device block by block (O_DIRECT: every read reaches it).
-  fs.writeFileSync(path.join(app.dir, 'app.py'), `
+  fs.writeFileSync(path.join(harness.app.dir, 'app.py'), `
 import mmap, os
 from flask import Flask
 app = Flask(__name__)
@@ -49,35 +38,21 @@ def report():
         os.preadv(fd, [buf], (i % 4096) * 4096)
     return "done"
 `);
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-whydisk-data-'));
-  store = createBundleStore({ dir: dataDir, logger: createLogger({ level: 'error' }) });
-  await store.ready();
-  agent = createAgent(
-    { port: null, dataDir, intervalMs: 500, windowMs: 60_000, bundleWindowMs: 30_000, match: app.match, autoDiscover: false, discoveryIntervalMs: 500 },
-    { store, logger: createLogger({ level: 'error' }) },
-  );
-  agent.on('death', (d: Death) => deaths.push(d));
-  await agent.start();
 });
 
 afterAll(async () => {
-  await agent?.stop();
-  await store?.close();
-  await stopAll();
   await disk?.remove();
-  app?.remove();
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
 test('a sync worker blocked on slow disk reads past --timeout: its last seconds blocked on the device, the request named', async () => {
   const port = await freePort();
-  const master = gunicorn(app, port, ['-w', '1', '--timeout', String(TIMEOUT_S)], { prefix: disk.cgroup.prefix });
+  const master = gunicorn(harness.app, port, ['-w', '1', '--timeout', String(TIMEOUT_S)], { prefix: disk.cgroup.prefix });
   await ready(port);
   const [worker] = await workersOf(master, 1);
-  await waitFor(() => agent.snapshot().workers.some((w) => w.identity?.pid === worker && w.state === 'alive'), 10_000, 'the worker tracked');
+  await harness.tracked(worker);
   await new Promise((r) => setTimeout(r, 1000)); // a tick or two of timeline before the request
   const request = get(port, '/report?customer=4242', 30_000).catch((e: Error) => e);
-  const d = await waitFor(() => deaths.find((x) => x.identity?.pid === worker), 30_000, `the death of worker ${worker}`);
+  const d = await harness.deathOf(worker, 30_000);
   await request;
   const v = d.verdict!;
   expect(v.kind).toBe('killed-by-master');
@@ -110,8 +85,8 @@ test('a sync worker blocked on slow disk reads past --timeout: its last seconds 
   expect(v.summary).not.toMatch(/customer/);
 
   // The bundle holds the same, and `premortem show` prints it.
-  await waitFor(async () => d.bundleId && (await store.list()).some((i) => i.id === d.bundleId), 5000, 'the bundle');
-  const bundle = await store.read(d.bundleId);
+  await waitFor(async () => d.bundleId && (await harness.store.list()).some((i) => i.id === d.bundleId), 5000, 'the bundle');
+  const bundle = await harness.store.read(d.bundleId);
   expect(bundle.verdict!.timeBreakdown).toEqual(t);
   expect(bundle.verdict!.requestsInFlight).toEqual(v.requestsInFlight);
   const text = formatBundle(bundle);
@@ -120,14 +95,8 @@ test('a sync worker blocked on slow disk reads past --timeout: its last seconds 
   await killGroup(master);
 
   // The post-mortem page (here the self-contained HTML export, offline in a real browser) shows both.
-  const file = path.join(dataDir, 'report.html');
-  fs.writeFileSync(file, exportBundle(bundle));
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu'] });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(pathToFileURL(file).toString());
+  const file = path.join(harness.dataDir, 'report.html');
+  await withExportPage(bundle, file, async (page) => {
     await page.waitForSelector('[data-testid="why-time"]', { timeout: 15_000 });
     const blocked = await page.textContent('[data-testid="why-time"] tr[data-class="blockedIoNs"]');
     expect(blocked).toMatch(new RegExp(`blocked \\(D state\\)\\d+\\.\\d s\\d+ %${disk.name}, \\d+ block requests`));
@@ -135,8 +104,5 @@ test('a sync worker blocked on slow disk reads past --timeout: its last seconds 
     expect(await page.textContent('[data-testid="request"]')).toMatch(/^GET \/reportHTTP\/1\.1 · query droppedrunning \d+\.\d s/);
     fs.mkdirSync(path.join(__dirname, '..', 'artifacts'), { recursive: true });
     await page.screenshot({ path: path.join(__dirname, '..', 'artifacts', 'why-postmortem.png'), fullPage: false });
-    expect(errors).toEqual([]);
-  } finally {
-    await browser.close();
-  }
+  });
 }, 90_000);

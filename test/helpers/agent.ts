@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { createAgent, type Agent } from '../../agent/agent';
 import type { AgentOptionsInput } from '../../agent/config';
-import { createLogger } from '../../agent/log';
+import { createLogger, type Level } from '../../agent/log';
 import { createBundleStore, type BundleStore } from '../../agent/store';
 import type { Bundle, Death, IncidentSummary, Marker } from '../../proto/codec';
 import { stopAll, waitFor } from './procs';
@@ -21,8 +21,8 @@ export interface TestAgent {
   app: AppDir;
   dataDir: string;
   deaths: Death[];
-  /** Post-mortems written, with when the agent said so. */
-  bundles: Array<{ incident: IncidentSummary; atMs: number }>;
+  /** Post-mortems written (the incident and the bundle as the agent emitted it), with when the agent said so. */
+  bundles: Array<{ incident: IncidentSummary; bundle: Bundle; atMs: number }>;
   markers: Marker[];
   /** The judged death of `pid` (its first). */
   deathOf(pid: number, timeoutMs?: number): Promise<Death>;
@@ -32,8 +32,11 @@ export interface TestAgent {
   tracked(pid: number, timeoutMs?: number): Promise<void>;
 }
 
-/** Starts the agent in beforeAll and stops everything (agent, store, processes, app dir) in afterAll. */
-export function useTestAgent(tag: string, options: AgentOptionsInput = {}): TestAgent {
+/**
+ * Starts the agent in beforeAll and stops everything (agent, store, processes, app dir) in afterAll
+ * (before the file's own afterAll hooks declared after this call: jest runs them in order).
+ */
+export function useTestAgent(tag: string, options: AgentOptionsInput = {}, { logLevel = 'error' }: { logLevel?: Level } = {}): TestAgent {
   const t = { deaths: [], bundles: [], markers: [] } as unknown as TestAgent;
   beforeAll(async () => {
     t.app = appDir(tag);
@@ -43,9 +46,9 @@ export function useTestAgent(tag: string, options: AgentOptionsInput = {}): Test
     t.agent = createAgent({
       port: null, dataDir: t.dataDir, intervalMs: 500, windowMs: 120_000, bundleWindowMs: 60_000, match: t.app.match,
       autoDiscover: false, discoveryIntervalMs: 500, ...options,
-    }, { store: t.store, logger: createLogger({ level: 'error' }) });
+    }, { store: t.store, logger: createLogger({ level: logLevel }) });
     t.agent.on('death', (d) => t.deaths.push(d));
-    t.agent.on('bundle', (incident) => t.bundles.push({ incident, atMs: Date.now() }));
+    t.agent.on('bundle', (incident, bundle) => t.bundles.push({ incident, bundle, atMs: Date.now() }));
     t.agent.on('tick', (tick) => t.markers.push(...tick.markers));
     await t.agent.start();
   });

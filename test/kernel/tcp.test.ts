@@ -14,20 +14,9 @@ import { printed, python, sleep, start, stopAll, waitFor } from '../helpers/proc
 import { RecordType } from '../../agent/records';
 import { TcpEvent, TcpState, TcpWatcher } from '../../agent/probes/tcp';
 import { countTcpSockets, listenBacklogSs } from '../../agent/sampling/sockets';
+import { freePort } from '../helpers/services';
 
 const CLOSE_WAIT_MS = 400;
-
-/** A free port on 127.0.0.1 (bound once, released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** Kills a process's children by pid (gunicorn's workers), then the process. */
 function killTree(child: ChildProcess): void {

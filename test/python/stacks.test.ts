@@ -14,6 +14,7 @@ import type { PyStackSample } from '../../agent/python/stack-types';
 import { exited, killGroup, printed, sleep, start, stopAll, waitFor } from '../helpers/procs';
 import { childrenOf, freePort, get, gunicorn, ready, workersOf } from '../helpers/services';
 import { DEBIAN_PYTHON, pyenvPython } from '../helpers/python';
+import { FLASK_STUCK, lineOf } from '../helpers/stuck-app';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -26,9 +27,6 @@ function tempDir(prefix: string): string {
   dirs.push(d);
   return d;
 }
-
-/** 1-based line of the first line of `src` containing `marker`. */
-const lineOf = (src: string, marker: string) => src.split('\n').findIndex((l) => l.includes(marker)) + 1;
 
 const STUCK = `
 import sys, time
@@ -85,21 +83,7 @@ describe('Python stacks from outside the process', () => {
 
   test('a gunicorn sync worker (Debian python3.11) stuck in slow_report() past --timeout: the last stack before its master kills it names slow_report and its line', async () => {
     const dir = tempDir('gunicorn-stack');
-    const APP = [
-      'import time',
-      'from flask import Flask',
-      'app = Flask(__name__)',
-      '@app.route("/")',
-      'def index():',
-      '    return "ok"',
-      'def slow_report():',
-      '    time.sleep(3600)  # stuck here',
-      '    return "never"',
-      '@app.route("/report")',
-      'def report():',
-      '    return slow_report()',
-    ].join('\n');
-    fs.writeFileSync(path.join(dir, 'app.py'), APP);
+    fs.writeFileSync(path.join(dir, 'app.py'), FLASK_STUCK);
     const port = await freePort();
     const master = gunicorn({ dir, match: new RegExp(dir), remove: () => undefined }, port, ['-w', '1', '--timeout', '4']);
     await ready(port);
@@ -124,8 +108,8 @@ describe('Python stacks from outside the process', () => {
     }
     expect(samples).toBeGreaterThan(5);
     const main = last.threads.find((t) => t.isMain)!;
-    expect(main.frames[0]).toEqual({ file: path.join(dir, 'app.py'), function: 'slow_report', line: lineOf(APP, 'stuck here') });
-    expect(main.frames[1]).toEqual({ file: path.join(dir, 'app.py'), function: 'report', line: lineOf(APP, 'return slow_report') });
+    expect(main.frames[0]).toEqual({ file: path.join(dir, 'app.py'), function: 'slow_report', line: lineOf(FLASK_STUCK, 'stuck here') });
+    expect(main.frames[1]).toEqual({ file: path.join(dir, 'app.py'), function: 'report', line: lineOf(FLASK_STUCK, 'return slow_report') });
     // Flask and gunicorn below it: the worker's request loop.
     expect(main.frames.map((f) => f.function)).toEqual(expect.arrayContaining(['dispatch_request', 'handle_request', 'run']));
     expect(main.frames.some((f) => /gunicorn\/workers\/sync\.py$/.test(f.file))).toBe(true);

@@ -10,7 +10,6 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -18,6 +17,7 @@ import { runPremortem, type Running } from '../../agent/run';
 import { createLogger } from '../../agent/log';
 import { loadCodec } from '../../proto/node';
 import { start, stopAll, sleep, waitFor, waitForAsync } from '../helpers/procs';
+import { freePort } from '../helpers/services';
 
 jest.setTimeout(85_000);
 
@@ -44,17 +44,6 @@ def crash():
     ctypes.string_at(0)  # SIGSEGV: a real fault in the worker
     return 'unreachable'
 `;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function get(url: string): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
