@@ -148,15 +148,19 @@ export function discover(sel: Selection = {}, selfPid = process.pid, parentPid =
   const services: DiscoveredService[] = [];
   for (const root of roots) {
     const workers = (children.get(root.pid) ?? []).filter((w) => !NOT_A_WORKER.test(w.cmdline.join(' ')));
-    const ports = [...new Set([root, ...workers].flatMap(portsOf))].sort((a, b) => a - b);
+    const ports = () => [...new Set([root, ...workers].flatMap(portsOf))].sort((a, b) => a - b);
     const svc = serviceOf(root, workers, ports, sel, auto, containers);
     if (svc) services.push(svc);
   }
   return services;
 }
 
-/** The service rooted at `root` if the selection admits it (auto-discovery takes what looks like a server). */
-function serviceOf(root: DiscoveredProcess, workers: DiscoveredProcess[], ports: number[], sel: Selection, auto: boolean,
+/**
+ * The service rooted at `root` if the selection admits it (auto-discovery takes what looks like a
+ * server). Its ports are read only when they can matter: listing every fd of every Python process
+ * on the host, every scan, was most of an idle agent's CPU when it watches only what it was told to.
+ */
+function serviceOf(root: DiscoveredProcess, workers: DiscoveredProcess[], portsOf: () => number[], sel: Selection, auto: boolean,
   containers: ContainerResolver): DiscoveredService | undefined {
   const kind = classify(root.cmdline);
   const cgroups = readCgroups(root.pid);
@@ -164,6 +168,8 @@ function serviceOf(root: DiscoveredProcess, workers: DiscoveredProcess[], ports:
   const selected = !!(sel.pids?.includes(root.pid) || workers.some((w) => sel.pids?.includes(w.pid))
     || (sel.match && sel.match.test(root.cmdline.join(' ')))
     || (sel.cgroup && Object.values(cgroups).some((c) => c === sel.cgroup || c.startsWith(sel.cgroup!.replace(/\/$/, '') + '/'))));
+  if (!selected && !auto) return undefined;
+  const ports = portsOf();
   const looksLikeServer = kind !== 'python' || ports.length > 0;
   if (!selected && !(auto && looksLikeServer)) return undefined;
   return {
@@ -198,7 +204,7 @@ export function discoverExec(pid: number, sel: Selection = {}, containers: Conta
   const parentExe = readExe(st.ppid) ?? '';
   if (isPythonProcess(parentExe, readCmdline(st.ppid) ?? [])) return undefined; // part of another tree
   const explicit = !!(sel.pids?.length || sel.match || sel.cgroup);
-  return serviceOf(toProcess(st, cmdline, exe), [], [], sel, sel.autoDiscover ?? !explicit, containers);
+  return serviceOf(toProcess(st, cmdline, exe), [], () => [], sel, sel.autoDiscover ?? !explicit, containers);
 }
 
 
