@@ -39,7 +39,15 @@ export function perProcessEntries(agentPid: number): Record<string, number> {
   return out;
 }
 
-export interface ChurnSample { tS: number; rssMiB: number; tracked: number; alive: number; pids: number; fds: number }
+/** `tracked`/`alive` are absent when the agent was too busy to answer and its server process said so (partial health). */
+export interface ChurnSample { tS: number; rssMiB: number; tracked?: number; alive?: number; pids: number; fds: number }
+
+/** The largest tracked-set size among the samples the agent itself answered (at least one must be). */
+function peakTracked(samples: ChurnSample[]): number {
+  const answered = samples.flatMap((s) => (s.tracked === undefined ? [] : [s.tracked]));
+  if (!answered.length) throw new Error(`the agent answered none of ${samples.length} health samples itself (all partial: busy)`);
+  return Math.max(...answered);
+}
 export interface ChurnResult {
   /** What the machine did before the run: one fork and reap at a time, untraced, flat out. */
   calibratedForksPerSec: number;
@@ -129,7 +137,7 @@ export async function runForkChurn(opts: { maxRate: number; seconds: number }): 
     const h = await healthOf(agent.url);
     const forkRecords = forkRecordsOf(h) - forkRecords0;
     const peak = {
-      rssMiB: Math.max(...samples.map((s) => s.rssMiB)), tracked: Math.max(...samples.map((s) => s.tracked)),
+      rssMiB: Math.max(...samples.map((s) => s.rssMiB)), tracked: peakTracked(samples),
       pidsEntries: Math.max(...samples.map((s) => s.pids)), fds: Math.max(...samples.map((s) => s.fds)),
     };
     const result = { calibratedForksPerSec: calibrated, rate, seconds, forks, forksPerSec: Math.round(forks / forkSeconds), forkRecords,
@@ -221,7 +229,7 @@ export async function runGunicornRecycling(opts: { seconds: number; concurrency:
     expect(after.mapBytes).toBe(baseline.mapBytes);
     expect(incidents).toHaveLength(0); // recycling is planned: no post-mortem
     return { requests: ok, failed, recycledPerSec: Math.round((ok / loadSeconds) * 10) / 10, loadSeconds, baseline, after, peakRssMiB: Math.max(...samples.map((s) => s.rssMiB)),
-      peakTracked: Math.max(...samples.map((s) => s.tracked)), errors: h.errors };
+      peakTracked: peakTracked(samples), errors: h.errors };
   } finally {
     if (agent) await killGroup(agent.child, 'SIGTERM');
     await killGroup(master);
