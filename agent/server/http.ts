@@ -63,6 +63,22 @@ export function sendHttpError(res: http.ServerResponse, status: number, code: st
   sendJson(res, status, { error: { code, message } });
 }
 
+/** Codes that say "not now" (the agent or its store is busy): 503, retry shortly. */
+const RETRY_CODES = new Set(['PREMORTEM_ERR_BUSY', 'PREMORTEM_ERR_STORE_BUSY', 'PREMORTEM_ERR_AGENT_TIMEOUT']);
+
+/** The HTTP status of a store failure: gone 404, corrupt 410, busy 503 (with Retry-After), else 500. */
+export function storeErrorStatus(code: string): number {
+  if (code === 'PREMORTEM_ERR_BUNDLE_NOT_FOUND' || code === 'PREMORTEM_ERR_BUNDLE_BAD_ID') return 404;
+  if (code === 'PREMORTEM_ERR_BUNDLE_CORRUPT') return 410;
+  return RETRY_CODES.has(code) ? 503 : 500;
+}
+
+function sendStoreError(res: http.ServerResponse, code: string, message: string): void {
+  const status = storeErrorStatus(code);
+  if (status === 503) res.setHeader('Retry-After', '1');
+  sendHttpError(res, status, code, message);
+}
+
 export interface HttpContext {
   access: AccessControl;
   hooks: ServerHooks;
@@ -116,9 +132,7 @@ export function createRequestHandler(ctx: HttpContext): (req: http.IncomingMessa
       }
     } catch (err) {
       const code = (err as StoreError).code ?? 'PREMORTEM_ERR_STORE_IO';
-      const status = code === 'PREMORTEM_ERR_BUNDLE_NOT_FOUND' || code === 'PREMORTEM_ERR_BUNDLE_BAD_ID' ? 404
-        : code === 'PREMORTEM_ERR_BUNDLE_CORRUPT' ? 410 : 500;
-      sendHttpError(res, status, code, (err as Error).message);
+      sendStoreError(res, code, (err as Error).message);
     }
   }
 
@@ -135,7 +149,7 @@ export function createRequestHandler(ctx: HttpContext): (req: http.IncomingMessa
       try {
         sendJson(res, 200, { incidents: await ctx.store.list() });
       } catch (err) {
-        sendHttpError(res, 500, (err as StoreError).code ?? 'PREMORTEM_ERR_STORE_IO', (err as Error).message);
+        sendStoreError(res, (err as StoreError).code ?? 'PREMORTEM_ERR_STORE_IO', (err as Error).message);
       }
       return;
     }

@@ -28,8 +28,15 @@
  * Deltas go to the child only while it reports a viewer connected (it reports one at once).
  *
  * Bounds: at most maxHistoryPerSec history answers per second for all viewers
- * together (each copies a timeline); at most maxPendingMessages broadcasts in flight to the child (later
- * ones are dropped and counted: a stuck child cannot grow the agent's memory);
+ * together (each copies a timeline); three lanes to the child, each with its own bound on messages
+ * in flight (written to the channel or queued for it), so that a child that stops reading (starved of
+ * CPU, stopped) can grow neither the agent's memory nor the wait of an answer:
+ *   - broadcasts (delta, snapshot, lost, error, state): at most maxPendingMessages, later ones dropped;
+ *   - events (death, bundleReady): sent only while a viewer is connected (the child only forwards them),
+ *     at most maxPendingEvents (a fork storm ends thousands of processes a second), later ones dropped;
+ *   - answers (res): never dropped; a history or bundle request is refused (PREMORTEM_ERR_BUSY) while
+ *     maxPendingMessages answers are in flight. Broadcasts never make an answer refused.
+ * Every message dropped is counted (droppedMessages) and said in the log;
  * at most MAX_INFLIGHT_REQUESTS requests from the child at once, each answered
  * or failed within REQUEST_TIMEOUT_MS on the child's side; a child that dies is
  * restarted at most MAX_RESTARTS times per RESTART_WINDOW_MS.
@@ -49,6 +56,8 @@ import { projectRoot } from '../native';
 export const SERVER_USER = { uid: 65534, gid: 65534, name: 'nobody' } as const;
 export const SERVER_PROCESS_DEFAULTS = {
   maxPendingMessages: 64,
+  /** Deaths and bundle notices in flight to the child at most (more are dropped and counted). */
+  maxPendingEvents: 1024,
   /** Longest the child waits for an answer from the parent. */
   requestTimeoutMs: 5000,
   maxInflightRequests: 64,
@@ -95,13 +104,18 @@ export interface ServerProcessOptions {
   /** The child's credentials; default: nobody when this process is root, unchanged otherwise. */
   user?: { uid: number; gid: number };
   maxPendingMessages?: number;
+  maxPendingEvents?: number;
 }
 
 export interface ServerProcess extends PremortemServer {
   /** The server child's pid (changes if it is restarted). */
   readonly pid: number | undefined;
-  /** Broadcasts not sent because the child was not keeping up. */
+  /** Broadcasts and events not sent because the child was not keeping up. */
   readonly droppedMessages: number;
+  /** Messages in flight to the child now, by lane (each bounded: see the header). */
+  readonly pendingMessages: { broadcasts: number; events: number; answers: number; control: number };
+  /** Deaths and bundle notices not sent because no viewer was connected. */
+  readonly eventsNotSent: number;
   readonly restarts: number;
   /** Deltas not sent to the child because no viewer was connected (the latest is sent when one connects). */
   readonly deltasNotSent: number;
@@ -192,6 +206,9 @@ class CapturedResponse {
 export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
   const { store, hooks, logger } = opts;
   const maxPending = opts.maxPendingMessages ?? SERVER_PROCESS_DEFAULTS.maxPendingMessages;
+  const bounds: Record<Lane, number> = {
+    broadcasts: maxPending, events: opts.maxPendingEvents ?? SERVER_PROCESS_DEFAULTS.maxPendingEvents, answers: Infinity, control: Infinity,
+  };
   if (!isLoopbackHost(opts.config.host) && !opts.config.token)
     throw new TypeError(`binding to ${opts.config.host} (not loopback) needs a token`);
   const isRoot = process.getuid?.() === 0;
@@ -208,8 +225,9 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
   };
 
   let child: ChildProcess | undefined;
-  let pending = 0;
+  let pending = newPending();
   let dropped = 0;
+  let eventsNotSent = 0;
   let restarts = 0;
   const restartTimes: number[] = [];
   let counters: ServerCounters = {
@@ -249,7 +267,7 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
     c.on('message', (m: ChildMsg) => onChildMessage(c, m));
     c.on('error', (e) => logger.error(`server process: ${e.message}`));
     c.once('exit', (code, signal) => onChildExit(c, code, signal));
-    pending = 0;
+    pending = newPending();
     counters = { ...counters, clients: 0 }; // a new child has no viewer yet
     post(c, { t: 'init', config });
     if (lastSnapshot) post(c, { t: 'snapshot', s: lastSnapshot });
@@ -257,23 +275,32 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
     return c;
   }
 
-  function post(c: ChildProcess | undefined, msg: unknown, droppable = false): void {
+  /** Sends one message on its lane; a lane at its bound drops it (answers and control never are). */
+  function post(c: ChildProcess | undefined, msg: unknown, lane: Lane = 'control'): void {
     if (!c || !c.connected) return;
-    if (droppable && pending >= maxPending) {
+    if (pending[lane] >= bounds[lane]) {
       dropped++;
-      if (dropped === 1 || dropped % 1000 === 0) logger.warn(`server process is not keeping up: ${dropped} broadcasts dropped (bound ${maxPending})`);
+      if (dropped === 1 || dropped % 1000 === 0) logger.warn(`server process is not keeping up: ${dropped} messages to it dropped (${lane} bound ${bounds[lane]})`);
       return;
     }
-    pending++;
+    const counts = pending; // a restarted child starts new counts: this callback belongs to the old ones
+    counts[lane]++;
+    const done = () => { counts[lane] = Math.max(0, counts[lane] - 1); };
     try {
       c.send(msg as never, (err) => {
-        pending = Math.max(0, pending - 1);
+        done();
         if (err && !closing) logger.debug(`server process IPC: ${err.message}`);
       });
     } catch (e) {
-      pending = Math.max(0, pending - 1);
+      done();
       logger.debug(`server process IPC: ${(e as Error).message}`);
     }
+  }
+
+  /** A death or bundle notice: only a viewer needs it (the child keeps none). */
+  function postEvent(msg: unknown): void {
+    if (counters.clients === 0) { eventsNotSent++; return; }
+    post(child, msg, 'events');
   }
 
   function pushState(force = false, to = child): void {
@@ -281,7 +308,7 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
     const text = JSON.stringify(state);
     if (!force && text === lastState) return;
     lastState = text;
-    post(to, { t: 'state', ...state });
+    post(to, { t: 'state', ...state }, force ? 'control' : 'broadcasts');
   }
 
   async function answer(c: ChildProcess, m: Extract<ChildMsg, { t: 'req' }>): Promise<void> {
@@ -291,14 +318,14 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
       historyTokens = Math.min(SERVER_PROCESS_DEFAULTS.maxHistoryPerSec, historyTokens + ((now - historyRefillMs) / 1000) * SERVER_PROCESS_DEFAULTS.maxHistoryPerSec);
       historyRefillMs = now;
       if (historyTokens < 1) {
-        post(c, { t: 'res', id: m.id, ok: false, code: 'PREMORTEM_ERR_BUSY', message: `more than ${SERVER_PROCESS_DEFAULTS.maxHistoryPerSec} history requests per second; try again` });
+        post(c, { t: 'res', id: m.id, ok: false, code: 'PREMORTEM_ERR_BUSY', message: `more than ${SERVER_PROCESS_DEFAULTS.maxHistoryPerSec} history requests per second; try again` }, 'answers');
         return;
       }
       historyTokens--;
     }
-    if (pending >= maxPending && (m.op === 'history' || m.op === 'readRaw')) {
-      // The child is not reading: a small refusal instead of another large answer in the queue.
-      post(c, { t: 'res', id: m.id, ok: false, code: 'PREMORTEM_ERR_BUSY', message: 'the agent is busy; try again' });
+    if (pending.answers >= maxPending && (m.op === 'history' || m.op === 'readRaw')) {
+      // The child is not reading its answers: a small refusal instead of another large one in the queue.
+      post(c, { t: 'res', id: m.id, ok: false, code: 'PREMORTEM_ERR_BUSY', message: 'the agent is busy; try again' }, 'answers');
       return;
     }
     try {
@@ -333,7 +360,7 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
     } catch (e) {
       reply = { ok: false, code: (e as { code?: string }).code ?? 'PREMORTEM_ERR_INTERNAL', message: (e as Error).message };
     }
-    post(c, { t: 'res', id: m.id, ...reply });
+    post(c, { t: 'res', id: m.id, ...reply }, 'answers');
   }
 
   function onChildMessage(c: ChildProcess, m: ChildMsg): void {
@@ -353,7 +380,7 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
         const hadViewers = counters.clients > 0;
         counters = m.c;
         if (!hadViewers && counters.clients > 0 && heldDelta !== undefined) {
-          post(c, { t: 'delta', d: heldDelta }, true);
+          post(c, { t: 'delta', d: heldDelta }, 'broadcasts');
           heldDelta = undefined;
         }
         return;
@@ -398,6 +425,8 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
     get url() { return url; },
     get pid() { return child?.pid; },
     get droppedMessages() { return dropped; },
+    get pendingMessages() { return { ...pending }; },
+    get eventsNotSent() { return eventsNotSent; },
     get restarts() { return restarts; },
     get deltasNotSent() { return deltasHeld; },
     broadcastDelta(d) {
@@ -408,13 +437,13 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
         return;
       }
       heldDelta = undefined;
-      post(child, { t: 'delta', d }, true);
+      post(child, { t: 'delta', d }, 'broadcasts');
     },
-    publishSnapshot(s) { lastSnapshot = s; post(child, { t: 'snapshot', s }, true); },
-    broadcastDeath(d) { post(child, { t: 'death', d }); },
-    broadcastBundleReady(i) { post(child, { t: 'bundleReady', i }); },
-    broadcastLost(l) { post(child, { t: 'lost', l }, true); },
-    broadcastError(code, message) { post(child, { t: 'error', code, message }, true); },
+    publishSnapshot(s) { lastSnapshot = s; post(child, { t: 'snapshot', s }, 'broadcasts'); },
+    broadcastDeath(d) { postEvent({ t: 'death', d }); },
+    broadcastBundleReady(i) { postEvent({ t: 'bundleReady', i }); },
+    broadcastLost(l) { post(child, { t: 'lost', l }, 'broadcasts'); },
+    broadcastError(code, message) { post(child, { t: 'error', code, message }, 'broadcasts'); },
     counters: () => ({ ...counters }),
     close() {
       if (closing) return closing;
@@ -432,6 +461,10 @@ export function startServerProcess(opts: ServerProcessOptions): ServerProcess {
     },
   };
 }
+
+/** The lanes of messages to the child, each with its own bound (see the header). */
+type Lane = 'broadcasts' | 'events' | 'answers' | 'control';
+const newPending = (): Record<Lane, number> => ({ broadcasts: 0, events: 0, answers: 0, control: 0 });
 
 /** Messages from the child (agent/server/child.ts). */
 export type ChildMsg =
