@@ -86,7 +86,12 @@ test(`demo fleet for ${MINUTES} min with floods and deaths: flat RSS, fds, links
       const mine = incidents.filter((i) => i.id === d.bundleId);
       expect([d.identity!.pid, mine.length]).toEqual([d.identity!.pid, 1]);
       expect(mine[0]).toMatchObject({ pid: d.identity!.pid, startTicks: d.identity!.startTicks, verdictKind: d.verdict!.kind });
-      const pb = await httpGet(`${base}api/incidents/${d.bundleId}.pb`);
+      // 503 + Retry-After: the agent was busy (the answer is refused, never lost): ask again, a few times.
+      let pb = await httpGet(`${base}api/incidents/${d.bundleId}.pb`);
+      for (let i = 0; i < 5 && pb.status === 503; i++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        pb = await httpGet(`${base}api/incidents/${d.bundleId}.pb`);
+      }
       expect(pb.status).toBe(200);
       const b = codec.decodeBundle(pb.body);
       expect([b.worker!.pid, b.verdict!.kind]).toEqual([d.identity!.pid, d.verdict!.kind]);
