@@ -379,6 +379,8 @@ test('without follow-forks the child is not tracked and its exit is not reported
  */
 async function spawnWithPid(pid: number, body: string): Promise<ChildProcess> {
   for (let attempt = 0; attempt < 500; attempt++) {
+    // Another process of the host may hold the pid now (got it between A's exit and here): wait for it to go.
+    await waitFor(() => !fs.existsSync(`/proc/${pid}`), 30_000, `pid ${pid}, taken by ${procComm(pid)}, to be free again`);
     fs.writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
     const code = `import sys, os, signal, time\n${body}`;
     const child = capture(start(PY, ['-c', code], { stdio: ['pipe', 'pipe', 'pipe'] }));
@@ -390,6 +392,10 @@ async function spawnWithPid(pid: number, body: string): Promise<ChildProcess> {
     await exited(child);
   }
   throw new Error(`could not get pid ${pid} again`);
+}
+
+function procComm(pid: number): string {
+  try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim() || '?'; } catch { return 'nobody now'; }
 }
 
 test('pid reuse: a stale filter entry does not attribute the new process to the dead one', async () => {
