@@ -4,6 +4,7 @@
  * and what the kernel says about a process's memory, fds, BPF links and maps.
  */
 import { ChildProcess, execFileSync } from 'child_process';
+import { TRACER_NODE_FLAGS } from '../../agent/config';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
@@ -155,7 +156,8 @@ export interface CliAgent {
 
 /** `node dist/agent/cli.js run ...` in its own process group; resolves once it printed its URL. */
 export function startCliAgent(args: string[], opts: { env?: NodeJS.ProcessEnv; prefix?: string[]; timeoutMs?: number } = {}): Promise<CliAgent> {
-  const argv = [...(opts.prefix ?? []), process.execPath, CLI, 'run', '--port', '0', '--quiet', ...args];
+  // Started as the unit and the image start it: the tracer's node flags first.
+  const argv = [...(opts.prefix ?? []), process.execPath, ...TRACER_NODE_FLAGS, CLI, 'run', '--port', '0', '--quiet', ...args];
   const child = start(argv[0], argv.slice(1), { env: { ...process.env, PREMORTEM_LOG: 'warn', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   return new Promise((resolve, reject) => {
